@@ -1,0 +1,21 @@
+# Builds seerkit's libtorch addon. libtorch is located by find_libtorch.js (LIBTORCH, LIBTORCH_USE_PYTORCH=1, system).
+{
+  "targets": [
+    {
+      "target_name": "seerkit",
+      "sources": ["src/addon.cc", "src/tensor_ops.cc", "src/nn_ops.cc", "src/runtime.cc"],
+      "include_dirs": ["<!@(node find_libtorch.js include)"],
+      "defines": [
+        "NAPI_VERSION=8",
+        
+        "_GLIBCXX_USE_CXX11_ABI=<!(node find_libtorch.js abi)",
+        "SEERKIT_SOURCE_HASH=\"<!(node source_hash.js)\"",
+        "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)"
+      ],
+      "cflags!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "ldflags": ["<!@(node find_libtorch.js libs)"]
+    }
+  ]
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Locates libtorch for the native build. Order (first hit wins):
+//   1. LIBTORCH=/path/to/libtorch        a libtorch folder (include/ and lib/ inside)
+//   2. LIBTORCH_USE_PYTORCH=1           ask `python3` (or $PYTHON) where its torch lives
+//   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|describe`.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const { execFileSync } = require("child_process");
+
+function fromFolder(root, origin) {
+  const include = [path.join(root, "include"), path.join(root, "include/torch/csrc/api/include")];
+  const libdir = path.join(root, "lib");
+  return { include, libdir, abi: guessAbi(libdir), origin };
+}
+
+function fromPython() {
+  const python = process.env.PYTHON || "python3";
+  const script =
+    "import torch, os, json; from torch.utils import cpp_extension as ce;" +
+    "print(json.dumps({'include': ce.include_paths(), 'libdir': os.path.join(os.path.dirname(torch.__file__), 'lib')," +
+    " 'abi': int(torch._C._GLIBCXX_USE_CXX11_ABI), 'version': torch.__version__}))";
+  let out;
+  try {
+    out = execFileSync(python, ["-c", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    throw new Error(`LIBTORCH_USE_PYTORCH=1 but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`);
+  }
+  const info = JSON.parse(out.trim().split("\n").pop());
+  return { include: info.include, libdir: info.libdir, abi: info.abi, origin: `pytorch ${info.version} via ${python}` };
+}
+
+function fromSystem() {
+  const candidates = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];
+  const libdir = candidates.find((d) => fs.existsSync(path.join(d, "libtorch_cpu.so")));
+  if (!libdir || !fs.existsSync("/usr/include/ATen/ATen.h")) {
+    throw new Error(
+      "libtorch not found. Install Debian's libtorch-dev (apt-get install libtorch-dev), " +
+        "or set LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1 to use the torch of `python3`.",
+    );
+  }
+  return { include: ["/usr/include", "/usr/include/torch/csrc/api/include"], libdir, abi: 1, origin: "system" };
+}
+
+// Pre-built libtorch archives name the ABI in their folder; a pip wheel says it through python. Default: new ABI.
+function guessAbi(libdir) {
+  return /pre-cxx11|cxx03/.test(libdir) ? 0 : 1;
+}
+
+function locate() {
+  if (process.env.LIBTORCH) return fromFolder(path.resolve(process.env.LIBTORCH), "LIBTORCH");
+  if (process.env.LIBTORCH_USE_PYTORCH === "1") return fromPython();
+  return fromSystem();
+}
+
+function libs(info) {
+  const has = (name) => fs.existsSync(path.join(info.libdir, name));
+  const names = ["c10", "torch_cpu", "torch"];
+  if (has("libc10_cuda.so")) names.push("c10_cuda");
+  if (has("libtorch_cuda.so")) names.push("torch_cuda");
+  // --no-as-needed keeps libtorch_cuda linked although no symbol of it is referenced directly:
+  // without it, CUDA kernels never register and `cuda` devices look absent at run time.
+  return ["-Wl,--no-as-needed", `-L${info.libdir}`, `-Wl,-rpath,${info.libdir}`, ...names.map((n) => `-l${n}`), "-Wl,--as-needed"].join(" ");
+}
+
+const info = locate();
+const field = process.argv[2];
+if (field === "include") console.log(info.include.join(" "));
+else if (field === "libdir") console.log(info.libdir);
+else if (field === "libs") console.log(libs(info));
+else if (field === "abi") console.log(info.abi);
+else if (field === "cuda") console.log(fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? 1 : 0);
+else console.log(JSON.stringify({ ...info, libs: libs(info) }, null, 2));

@@ -1,0 +1,142 @@
+// The C++ side of seerkit's tensor handles, and the helpers every exported function uses.
+//
+// A JS `Tensor` holds a small integer id. The id indexes a slot table of `at::Tensor` (a refcounted pointer to
+// libtorch's TensorImpl). Freeing an id drops our reference only: the autograd graph keeps what it still needs.
+// Ids instead of napi_wrap/External objects keep a native call to "read a few numbers, call ATen, return a
+// number", which is what makes per-op overhead small. JS frees ids deterministically (tidy/dispose); a JS
+// FinalizationRegistry is the safety net for forgotten tensors.
+//
+// Every exported function is written with the SEER_FN macro: arguments arrive in `a` (an Args), the body returns
+// a napi_value, and any C++ exception (c10::Error included) becomes a JS Error carrying libtorch's message, never
+// an abort.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <node_api.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace seer {
+
+// ---- handle table ------------------------------------------------------------------------------------------
+
+class TensorTable {
+ public:
+  uint32_t add(at::Tensor t) {
+    if (!free_.empty()) {
+      uint32_t id = free_.back();
+      free_.pop_back();
+      slots_[id] = std::move(t);
+      return id;
+    }
+    slots_.push_back(std::move(t));
+    return static_cast<uint32_t>(slots_.size() - 1);
+  }
+  at::Tensor& get(uint32_t id) {
+    if (id >= slots_.size() || !slots_[id].defined()) throw std::runtime_error("use of a freed tensor (id " + std::to_string(id) + ")");
+    return slots_[id];
+  }
+  void release(uint32_t id) {
+    if (id >= slots_.size() || !slots_[id].defined()) return;  // idempotent
+    slots_[id] = at::Tensor();
+    free_.push_back(id);
+  }
+  size_t live() const { return slots_.size() - free_.size(); }
+
+ private:
+  std::vector<at::Tensor> slots_;
+  std::vector<uint32_t> free_;
+};
+
+TensorTable& table();
+
+// ---- argument decoding ---------------------------------------------------------------------------------------
+
+// dtype codes shared with src/tensor/dtype.ts (keep the order in sync).
+at::ScalarType dtypeFromCode(int32_t code);
+int32_t codeFromDtype(at::ScalarType t);
+
+struct Args {
+  static constexpr size_t kMax = 16;
+  napi_env env;
+  size_t argc = kMax;
+  napi_value argv[kMax];
+
+  Args(napi_env e, napi_callback_info info);
+  napi_value arg(size_t i) const;
+  bool isNullish(size_t i) const;
+
+  at::Tensor& t(size_t i) const;                       // a tensor id
+  c10::optional<at::Tensor> optT(size_t i) const;      // a tensor id, or null/undefined
+  std::vector<at::Tensor> tensors(size_t i) const;     // an array of tensor ids
+  double d(size_t i) const;
+  int64_t i64(size_t i) const;
+  int32_t i32(size_t i) const;
+  bool b(size_t i) const;
+  std::string str(size_t i) const;
+  std::vector<int64_t> ints(size_t i) const;           // an array of integers
+  c10::optional<double> optD(size_t i) const;
+  c10::optional<at::Scalar> optScalar(size_t i) const;
+  c10::optional<int64_t> optI64(size_t i) const;
+  at::ScalarType dtype(size_t i) const { return dtypeFromCode(i32(i)); }
+  at::Device device(size_t i) const;                   // a device string: "cpu", "cuda", "cuda:1"
+  at::TensorOptions options(size_t dtypeIdx, size_t deviceIdx) const;
+};
+
+// ---- return values -------------------------------------------------------------------------------------------
+
+napi_value wrap(napi_env env, at::Tensor t);           // registers t, returns its id
+napi_value wrapList(napi_env env, const std::vector<at::Tensor>& ts);
+napi_value num(napi_env env, double v);
+napi_value boolean(napi_env env, bool v);
+napi_value str(napi_env env, const std::string& s);
+napi_value undef(napi_env env);
+napi_value intArray(napi_env env, at::IntArrayRef v);
+
+// Throws a JS Error with the message of the pending C++ exception.
+void throwJs(napi_env env, const char* fn, const char* what);
+
+// ---- export registration ---------------------------------------------------------------------------------------
+
+struct Export {
+  const char* name;
+  napi_callback fn;
+};
+std::vector<Export>& exports();
+struct Registrar {
+  Registrar(const char* name, napi_callback fn) { exports().push_back({name, fn}); }
+};
+
+}  // namespace seer
+
+// SEER_FN(name) { ...body using `a`, returns napi_value... }
+// Defines the N-API callback `name`, registers it for export under the same name, and turns C++ exceptions
+// into JS errors. The body runs inside seer_body_<name>.
+#define SEER_FN(name)                                                                  \
+  static napi_value seer_body_##name(seer::Args& a);                                  \
+  static napi_value seer_cb_##name(napi_env env, napi_callback_info info) {           \
+    try {                                                                              \
+      seer::Args a(env, info);                                                         \
+      return seer_body_##name(a);                                                      \
+    } catch (const c10::Error& e) {                                                    \
+      seer::throwJs(env, #name, e.what_without_backtrace());                           \
+    } catch (const std::exception& e) {                                                \
+      seer::throwJs(env, #name, e.what());                                             \
+    }                                                                                  \
+    return nullptr;                                                                    \
+  }                                                                                    \
+  static seer::Registrar seer_reg_##name(#name, seer_cb_##name);                      \
+  static napi_value seer_body_##name(seer::Args& a)
+
+// One-liners for the common shape "compute a tensor, return its id".
+#define SEER_OP(name, expr) \
+  SEER_FN(name) { return seer::wrap(a.env, (expr)); }
+// In-place ops return nothing: the JS side returns the receiver.
+#define SEER_INPLACE(name, stmt) \
+  SEER_FN(name) {                \
+    stmt;                        \
+    return seer::undef(a.env);   \
+  }

@@ -1,0 +1,166 @@
+// Layer-wise adaptive learning rates around SGD: LARC as SwAV and SEER use it, and SimCLR's LARS.
+//
+// style "larc" (default): NVIDIA apex apex/parallel/LARC.py, which facebookresearch/swav main_swav.py wraps
+// around torch.optim.SGD and VISSL vissl/optimizers/larc_fsdp.py copies (You et al. 2017, arXiv:1708.03888).
+// Per parameter p with gradient g, the group's weight decay wd and lr:
+//
+//   if ||p|| != 0 and ||g|| != 0:
+//     trust = trust_coefficient * ||p|| / (||g|| + wd * ||p|| + eps)
+//     adaptive = clip ? min(trust / lr, 1) : trust
+//     g' = (g + wd * p) * adaptive
+//   else:
+//     g' = g                                   (and no weight decay at all for this step)
+//   then the wrapped SGD step with weight decay 0 (momentum, dampening, nesterov as configured).
+//
+// SwAV/SEER: trust_coefficient 0.001, clip false, eps 1e-8, momentum 0.9, and *no* exclusions: weight decay and
+// adaptation apply to biases and BN parameters too (VISSL regularize_bn / regularize_bias true). Unlike apex,
+// p.grad itself is left unchanged: the adapted gradient is a temporary.
+//
+// style "simclr": google-research/simclr lars_optimizer.py (classic momentum), momentum buffer v starting at 0:
+//
+//   d = g + wd * p                                     (unless excluded from weight decay)
+//   trust = ||p|| > 0 and ||d|| > 0 ? eeta * ||p|| / ||d|| : 1     (1 if excluded from adaptation)
+//   v = momentum * v + lr * trust * d
+//   p = p - (nesterov ? momentum * v + lr * trust * d : v)
+//
+// with eeta = trustCoefficient (0.001 in SimCLR) and no eps, clip or dampening. SimCLR excludes BN parameters and
+// biases from both weight decay and adaptation: use `excludeBiasAndNorm: true` for that.
+//
+// Both styles compute the trust ratio on the device (no host synchronisation per parameter).
+import { type Tensor } from "../tensor";
+import type { OptimizerLike, OptimizerStateDict, ParamGroup } from "./optimizer";
+import { SGD, type SGDHyperparams } from "./sgd";
+
+/** Decides from a parameter's name and tensor whether a rule applies to it. */
+export type ParamPredicate = (name: string, param: Tensor) => boolean;
+
+/**
+ * Biases and normalisation parameters: every 0-d/1-d tensor, and any parameter whose name mentions a bias or a
+ * norm layer ("bias", "bn", "norm", "batch_normalization"). Parameters without names are judged by shape alone.
+ */
+export const isBiasOrNorm: ParamPredicate = (name, param) => param.ndim <= 1 || /bias|(^|[._/])bn\d*($|[._/])|norm/i.test(name);
+
+export interface LARCOptions {
+  /** "larc" (apex/SwAV/SEER, default) or "simclr" (Google's LARS with classic momentum). */
+  style?: "larc" | "simclr";
+  /** apex's trust_coefficient / SimCLR's eeta. Default 0.001 (SwAV, SEER and SimCLR; apex's own default is 0.02). */
+  trustCoefficient?: number;
+  /** "larc" only: clip mode, adaptive = min(trust / lr, 1). Default false, as SwAV/SEER. */
+  clip?: boolean;
+  /** "larc" only: added to the denominator. Default 1e-8. */
+  eps?: number;
+  /**
+   * Shorthand that excludes biases and norm parameters (isBiasOrNorm) from both weight decay and adaptation, as
+   * SimCLR does. Default false: SwAV/SEER adapt and decay every parameter.
+   */
+  excludeBiasAndNorm?: boolean;
+  /** Parameters that skip the trust ratio (they get plain SGD, with weight decay unless excluded from it too). */
+  excludeFromAdaptation?: ParamPredicate;
+  /** Parameters that get no weight decay. */
+  excludeFromWeightDecay?: ParamPredicate;
+}
+
+/**
+ * LARC/LARS around an SGD optimizer, which it owns (dispose() disposes it). The state (momentum buffers), groups,
+ * learning rates and state dict are the wrapped SGD's.
+ */
+export class LARC implements OptimizerLike<SGDHyperparams> {
+  readonly style: "larc" | "simclr";
+  readonly trustCoefficient: number;
+  readonly clip: boolean;
+  readonly eps: number;
+  /** Per global parameter index: whether the trust ratio applies / whether weight decay applies. */
+  private readonly adapt: boolean[] = [];
+  private readonly decay: boolean[] = [];
+
+  constructor(readonly optimizer: SGD, opts: LARCOptions = {}) {
+    this.style = opts.style ?? "larc";
+    this.trustCoefficient = opts.trustCoefficient ?? 0.001;
+    this.clip = opts.clip ?? false;
+    this.eps = opts.eps ?? 1e-8;
+    if (this.style !== "larc" && this.style !== "simclr") throw new RangeError(`LARC: unknown style '${String(this.style)}'`);
+    if (!(this.trustCoefficient > 0)) throw new RangeError(`LARC: trustCoefficient must be > 0, got ${this.trustCoefficient}`);
+    if (!(this.eps >= 0)) throw new RangeError(`LARC: eps must be >= 0, got ${this.eps}`);
+    if (this.style === "simclr" && opts.clip) throw new RangeError("LARC: clip applies to style 'larc' only");
+    const fallback: ParamPredicate | undefined = opts.excludeBiasAndNorm ? isBiasOrNorm : undefined;
+    const noAdapt = opts.excludeFromAdaptation ?? fallback;
+    const noDecay = opts.excludeFromWeightDecay ?? fallback;
+    for (const g of optimizer.groups) {
+      g.params.forEach((p, j) => {
+        const index = g.indices[j]!;
+        this.adapt[index] = !(noAdapt?.(g.names[j]!, p) ?? false);
+        this.decay[index] = !(noDecay?.(g.names[j]!, p) ?? false);
+      });
+    }
+  }
+
+  get groups(): readonly ParamGroup<SGDHyperparams>[] {
+    return this.optimizer.groups;
+  }
+  get stepCount(): number {
+    return this.optimizer.stepCount;
+  }
+  get lr(): number {
+    return this.optimizer.lr;
+  }
+  /** Whether the parameter with this global index gets the trust ratio / weight decay. */
+  isAdapted(index: number): boolean {
+    return this.adapt[index]!;
+  }
+  isDecayed(index: number): boolean {
+    return this.decay[index]!;
+  }
+
+  step(): void {
+    this.optimizer.stepWith((p, g, index, group) => {
+      const h = group.hyper;
+      const wd = this.decay[index] ? h.weightDecay : 0;
+      if (this.style === "simclr") {
+        const d = wd !== 0 ? g.add(p, wd) : g;
+        const scaledLr = this.adapt[index] ? this.simclrTrust(p, d).mul(h.lr) : h.lr;
+        this.optimizer.applyScaledMomentumUpdate(p, d, scaledLr, index, h);
+        return;
+      }
+      const d = this.adapt[index] ? this.larcGrad(p, g, wd, h.lr) : wd !== 0 ? g.add(p, wd) : g;
+      this.optimizer.applyUpdate(p, d, index, { ...h, weightDecay: 0 });
+    });
+  }
+
+  /** apex LARC: (g + wd*p) * adaptive where both norms are non-zero, else g unchanged. */
+  private larcGrad(p: Tensor, g: Tensor, wd: number, lr: number): Tensor {
+    const pNorm = p.norm();
+    const gNorm = g.norm();
+    let adaptive = pNorm.mul(this.trustCoefficient).div(gNorm.add(pNorm.mul(wd)).add(this.eps));
+    if (this.clip) adaptive = adaptive.div(lr).clamp(null, 1);
+    const skip = pNorm.eq(0).logicalOr(gNorm.eq(0));
+    // Skipped parameters get scale 1 and no weight decay, i.e. g unchanged.
+    const scale = adaptive.maskedFill(skip, 1);
+    if (wd === 0) return g.mul(scale);
+    const decay = skip.logicalNot().to(p.dtype).mul(wd);
+    return g.add(p.mul(decay)).mul(scale);
+  }
+
+  /** SimCLR LARS: eeta * ||p|| / ||d|| where both are non-zero, else 1 (a 0-d tensor). */
+  private simclrTrust(p: Tensor, d: Tensor): Tensor {
+    const pNorm = p.norm();
+    const dNorm = d.norm();
+    const skip = pNorm.eq(0).logicalOr(dNorm.eq(0));
+    return pNorm.mul(this.trustCoefficient).div(dNorm).maskedFill(skip, 1);
+  }
+
+  zeroGrad(): void {
+    this.optimizer.zeroGrad();
+  }
+  setLr(lr: number): void {
+    this.optimizer.setLr(lr);
+  }
+  stateDict(): OptimizerStateDict<SGDHyperparams> {
+    return this.optimizer.stateDict();
+  }
+  loadStateDict(sd: OptimizerStateDict<SGDHyperparams>): void {
+    this.optimizer.loadStateDict(sd);
+  }
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}

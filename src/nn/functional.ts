@@ -99,6 +99,7 @@ const INTERP: Record<InterpolateMode, number> = { nearest: 0, bilinear: 1, bicub
 export function interpolate(x: Tensor, size: Pair, o: { mode?: InterpolateMode; alignCorners?: boolean; antialias?: boolean } = {}): Tensor {
   const mode = o.mode ?? "nearest";
   if (mode === "nearest" && o.alignCorners) throw new TypeError("interpolate: alignCorners only applies to bilinear and bicubic");
+  if (mode === "nearest" && o.antialias) throw new TypeError("interpolate: antialias only applies to bilinear and bicubic");
   return new Tensor(torch.interpolate(x.id, pair(size), INTERP[mode], o.alignCorners ?? false, o.antialias ?? false));
 }
 

@@ -54,6 +54,7 @@ export function tensor(data: NestedNumbers | TypedArray, o: TensorOptions & { sh
   const flat = (Array.isArray(data) ? (data as unknown[]).flat(Infinity) : [data]) as (number | boolean)[];
   const expected = shape.reduce((a, b) => a * b, 1);
   if (flat.length !== expected) throw new RangeError(`tensor(): ${flat.length} values do not fill shape [${shape.join(", ")}] (ragged nested array?)`);
+  for (const v of flat) if (typeof v !== "number" && typeof v !== "boolean") throw new TypeError(`tensor(): expected numbers or booleans, got ${typeof v}`);
   const dtype = o.dtype ?? (typeof flat[0] === "boolean" ? "bool" : "float32");
   const Ctor = TYPED_FOR[dtype];
   if (Ctor) {

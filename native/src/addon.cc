@@ -2,6 +2,8 @@
 // tensor_ops.cc (tensor math and autograd), nn_ops.cc (layers and losses) and runtime.cc (threads, seeds, memory).
 #include "handles.h"
 
+#include <cmath>
+
 namespace seer {
 
 TensorTable& table() {
@@ -84,6 +86,14 @@ double Args::d(size_t i) const {
   double v;
   check(env, napi_get_value_double(env, arg(i), &v), "expected a number");
   return v;
+}
+
+// Whole numbers become integer Scalars so that in-place arithmetic on integer tensors works (x.add_(1) on an
+// int64 counter); on floating tensors an integer Scalar computes the same as a double one.
+at::Scalar Args::s(size_t i) const {
+  double v = d(i);
+  if (std::nearbyint(v) == v && std::fabs(v) < 9007199254740992.0) return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
 }
 
 int64_t Args::i64(size_t i) const {

@@ -73,6 +73,7 @@ struct Args {
   c10::optional<at::Tensor> optT(size_t i) const;      // a tensor id, or null/undefined
   std::vector<at::Tensor> tensors(size_t i) const;     // an array of tensor ids
   double d(size_t i) const;
+  at::Scalar s(size_t i) const;                        // a number; integral values become integer scalars
   int64_t i64(size_t i) const;
   int32_t i32(size_t i) const;
   bool b(size_t i) const;

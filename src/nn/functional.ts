@@ -3,8 +3,9 @@
 import { torch } from "../native/load";
 import { Tensor } from "../tensor/tensor";
 
-type Pair = number | [number, number];
-const pair = (v: Pair): [number, number] => (typeof v === "number" ? [v, v] : v);
+/** A size given once for both spatial dims, or as [height, width]. */
+export type Pair = number | [number, number];
+export const pair = (v: Pair): [number, number] => (typeof v === "number" ? [v, v] : v);
 const optId = (t: Tensor | undefined | null): number | null => (t ? t.id : null);
 
 export interface Conv2dOptions {

@@ -19,6 +19,8 @@ export class Tensor implements Disposable {
   private handle: number;
   /** True when exempt from tidy() (parameters, buffers, keep()). */
   kept = false;
+  /** Internal (scope.ts): whether the GC safety net watches this tensor. */
+  gcArmed = false;
 
   /** Wraps a native handle. Internal: use the creation functions in creation.ts. */
   constructor(id: number) {

@@ -1,0 +1,123 @@
+// The `seer` command line. Each subcommand parses its own flags (strictly: unknown flags are errors) and calls
+// into the library; nothing here does numerics.
+import * as os from "os";
+import * as path from "path";
+import { PACKAGE_ROOT } from "../util/paths";
+import { formatFlags, parseArgs, UsageError, type FlagSpec } from "./args";
+
+interface Command {
+  summary: string;
+  flags: Record<string, FlagSpec>;
+  run(flags: Record<string, unknown>, positionals: string[]): Promise<void> | void;
+}
+
+const defaultThreads = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: "libtorch version, threads, devices",
+    flags: {
+      threads: { type: "number", help: "intra-op threads", default: defaultThreads },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    run(flags) {
+      const { runtimeInfo, setNumThreads } = require("../tensor") as typeof import("../tensor");
+      setNumThreads(flags.threads as number);
+      const info = runtimeInfo();
+      if (flags.json) console.log(JSON.stringify(info, null, 2));
+      else {
+        console.log(`seerkit ${(require(path.join(PACKAGE_ROOT, "package.json")) as { version: string }).version}`);
+        console.log(`libtorch  ${info.libtorch}`);
+        console.log(`threads   ${info.threads} intra-op (commands that compute take --threads)`);
+        console.log(`devices   ${info.devices.join(", ")}`);
+      }
+    },
+  },
+
+  demo: {
+    summary: "seer info, then a small real training run (CNN on Fashion-MNIST) with test accuracy before and after",
+    flags: {
+      steps: { type: "number", help: "training steps", default: 400 },
+      batch: { type: "number", help: "images per step", default: 128 },
+      lr: { type: "number", help: "peak learning rate (SGD, nesterov, cosine)", default: 0.1 },
+      threads: { type: "number", help: "intra-op threads", default: defaultThreads },
+      seed: { type: "number", help: "random seed", default: 0 },
+      json: { type: "boolean", help: "print the result as JSON" },
+    },
+    run(flags) {
+      COMMANDS.info!.run({ threads: flags.threads }, []);
+      console.log("");
+      const { runSupervisedDemo } = require("../train/supervised_demo") as typeof import("../train/supervised_demo");
+      const r = runSupervisedDemo({
+        steps: flags.steps as number, batch: flags.batch as number, lr: flags.lr as number,
+        threads: flags.threads as number, seed: flags.seed as number,
+      });
+      if (flags.json) console.log(JSON.stringify(r));
+    },
+  },
+
+  "bench ops": {
+    summary: "per-op overhead and a small CNN training step, against PyTorch eager on the same libtorch and threads",
+    flags: {
+      threads: { type: "number", help: "intra-op threads, both engines", default: 2 },
+      calls: { type: "number", help: "calls per op timing", default: 200000 },
+      steps: { type: "number", help: "timed CNN steps", default: 20 },
+      batch: { type: "number", help: "CNN batch size", default: 64 },
+      rounds: { type: "number", help: "rounds, alternating engines (best of)", default: 3 },
+      python: { type: "string", help: "python with torch (the baseline)", default: "/usr/bin/python3" },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    run(flags) {
+      const { runOpsBench, formatOpsBench } = require("../bench/ops_bench") as typeof import("../bench/ops_bench");
+      const r = runOpsBench({
+        threads: flags.threads as number, calls: flags.calls as number, steps: flags.steps as number,
+        batch: flags.batch as number, python: flags.python as string, rounds: flags.rounds as number,
+      });
+      console.log(flags.json ? JSON.stringify(r, null, 2) : formatOpsBench(r));
+    },
+  },
+};
+
+function usage(): string {
+  const lines = ["usage: seer <command> [options]", "", "commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  lines.push("", "seer <command> --help lists a command's options.");
+  return lines.join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  // Two-word commands ("bench ops") take precedence over one-word ones.
+  const two = argv.slice(0, 2).join(" ");
+  const name = COMMANDS[two] ? two : argv[0];
+  const rest = argv.slice(name === two ? 2 : 1);
+  if (!name || name === "--help" || name === "help") {
+    console.log(usage());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`seer: unknown command '${argv.slice(0, 2).join(" ")}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes("--help")) {
+    console.log(`usage: seer ${name} [options]\n\n${cmd.summary}\n\noptions:\n${formatFlags(cmd.flags)}`);
+    return 0;
+  }
+  try {
+    const { flags, positionals } = parseArgs(rest, cmd.flags);
+    await cmd.run(flags, positionals);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`seer ${name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`seer ${name}: ${(e as Error).message}`);
+    if (process.env.SEERKIT_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -3,7 +3,7 @@
 //   1. LIBTORCH=/path/to/libtorch        a libtorch folder (include/ and lib/ inside)
 //   2. LIBTORCH_USE_PYTORCH=1           ask `python3` (or $PYTHON) where its torch lives
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
-// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|describe`.
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda`; no field: all, as JSON.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -64,11 +64,31 @@ function libs(info) {
   return ["-Wl,--no-as-needed", `-L${info.libdir}`, `-Wl,-rpath,${info.libdir}`, ...names.map((n) => `-l${n}`), "-Wl,--as-needed"].join(" ");
 }
 
+// libtorch's version, read from its headers: decides the C++ standard (PyTorch 2.10 moved to C++20).
+function version(info) {
+  for (const dir of info.include) {
+    const file = path.join(dir, "torch", "csrc", "api", "include", "torch", "version.h");
+    const alt = path.join(dir, "torch", "version.h");
+    const found = [file, alt].find((f) => fs.existsSync(f));
+    if (!found) continue;
+    const text = fs.readFileSync(found, "utf8");
+    const num = (k) => Number((text.match(new RegExp(`define TORCH_VERSION_${k} (\\d+)`)) || [])[1]);
+    return { major: num("MAJOR"), minor: num("MINOR") };
+  }
+  return { major: NaN, minor: NaN };
+}
+
+function cxxStd(info) {
+  const v = version(info);
+  return v.major > 2 || (v.major === 2 && v.minor >= 10) ? "c++20" : "c++17";
+}
+
 const info = locate();
 const field = process.argv[2];
 if (field === "include") console.log(info.include.join(" "));
 else if (field === "libdir") console.log(info.libdir);
 else if (field === "libs") console.log(libs(info));
 else if (field === "abi") console.log(info.abi);
+else if (field === "std") console.log(cxxStd(info));
 else if (field === "cuda") console.log(fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? 1 : 0);
-else console.log(JSON.stringify({ ...info, libs: libs(info) }, null, 2));
+else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info) }, null, 2));

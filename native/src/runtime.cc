@@ -55,11 +55,18 @@ SEER_FN(setGradEnabled) {
 SEER_FN(isGradEnabled) { return seer::boolean(a.env, at::GradMode::is_enabled()); }
 
 // bf16/fp16 autocast for CUDA regions: (enabled, dtypeCode). Returns whether it was enabled before.
+// libtorch 2.4 replaced the CUDA-only autocast calls with per-device-type ones.
 SEER_FN(setAutocastCuda) {
-  bool was = at::autocast::is_enabled();
   bool on = a.b(0);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  bool was = at::autocast::is_autocast_enabled(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCUDA, on);
+  if (on) at::autocast::set_autocast_dtype(at::kCUDA, a.dtype(1));
+#else
+  bool was = at::autocast::is_enabled();
   at::autocast::set_enabled(on);
   if (on) at::autocast::set_autocast_gpu_dtype(a.dtype(1));
+#endif
   if (!on) at::autocast::clear_cache();
   return seer::boolean(a.env, was);
 }

@@ -56,6 +56,43 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  models: {
+    summary: "the model registry: parameters and FLOPs (multiply-adds) at 224x224",
+    flags: {
+      size: { type: "number", help: "input size for FLOPs", default: 224 },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    run(flags) {
+      const { listModels, formatModelTable } = require("../models/registry") as typeof import("../models/registry");
+      const rows = listModels({ imageSize: flags.size as number });
+      console.log(flags.json ? JSON.stringify(rows, null, 2) : formatModelTable(rows));
+    },
+  },
+
+  "data scan": {
+    summary: "scan an image source: formats, bad files by reason, sizes, exact duplicates (SRC: folder, list.txt, shard-{0..9}.tar, builtin:NAME/SPLIT)",
+    flags: {
+      concurrency: { type: "number", help: "images decoded at once", default: defaultThreads * 2 },
+      "headers-only": { type: "boolean", help: "read headers only (fast; misses truncated data)" },
+      sniff: { type: "boolean", help: "also try files without an image extension" },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    async run(flags, positionals) {
+      if (positionals.length !== 1) throw new UsageError("expected one source: seer data scan SRC");
+      const { resolveSource, scanSource, formatScanReport } = require("../data/scan") as typeof import("../data/scan");
+      const { Progress } = require("./progress") as typeof import("./progress");
+      const source = await resolveSource(positionals[0]!, { sniff: Boolean(flags.sniff) });
+      const total = "length" in source ? (source as { length: number }).length : 0;
+      const progress = total > 0 ? new Progress("scan", total, "images") : undefined;
+      const report = await scanSource(source, {
+        concurrency: flags.concurrency as number,
+        verify: !flags["headers-only"],
+        onProgress: (done) => progress?.update(done),
+      });
+      console.log(flags.json ? JSON.stringify(report, null, 2) : formatScanReport(report));
+    },
+  },
+
   "bench ops": {
     summary: "per-op overhead and a small CNN training step, against PyTorch eager on the same libtorch and threads",
     flags: {

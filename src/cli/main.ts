@@ -105,6 +105,7 @@ const COMMANDS: Record<string, Command> = {
       json: { type: "boolean", help: "print JSON" },
     },
     run(flags) {
+      quietOpenMp();
       const { runOpsBench, formatOpsBench } = require("../bench/ops_bench") as typeof import("../bench/ops_bench");
       const r = runOpsBench({
         threads: flags.threads as number, calls: flags.calls as number, steps: flags.steps as number,
@@ -113,7 +114,38 @@ const COMMANDS: Record<string, Command> = {
       console.log(flags.json ? JSON.stringify(r, null, 2) : formatOpsBench(r));
     },
   },
+
+  "bench backbone": {
+    summary: "a supervised training step of a backbone against torchvision in PyTorch eager, same threads",
+    flags: {
+      arch: { type: "string", help: "model name", default: "regnet_y_400mf" },
+      batch: { type: "number", help: "images per step", default: 32 },
+      size: { type: "number", help: "input height and width", default: 64 },
+      steps: { type: "number", help: "timed steps", default: 10 },
+      threads: { type: "number", help: "intra-op threads, both engines", default: 2 },
+      python: { type: "string", help: "python with torch and torchvision (the baseline)", default: "/usr/bin/python3" },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    run(flags) {
+      quietOpenMp();
+      const { runBackboneBench, formatBackboneBench } = require("../bench/backbone_bench") as typeof import("../bench/backbone_bench");
+      const r = runBackboneBench({
+        arch: flags.arch as string, batch: flags.batch as number, size: flags.size as number,
+        steps: flags.steps as number, threads: flags.threads as number, python: flags.python as string,
+      });
+      console.log(flags.json ? JSON.stringify(r, null, 2) : formatBackboneBench(r));
+    },
+  },
 };
+
+/**
+ * Benchmarks run both engines with OpenMP's passive wait policy unless the user chose one: with the default
+ * (spinning) policy, a machine shared with other processes makes step times swing several-fold. Must run before
+ * libtorch loads (libgomp reads it once); Python children inherit it.
+ */
+function quietOpenMp(): void {
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+}
 
 function usage(): string {
   const lines = ["usage: seer <command> [options]", "", "commands:"];

@@ -3,14 +3,16 @@
   "targets": [
     {
       "target_name": "seerkit",
-      "sources": ["src/addon.cc", "src/tensor_ops.cc", "src/nn_ops.cc", "src/runtime.cc"],
+      "sources": ["src/addon.cc", "src/tensor_ops.cc", "src/nn_ops.cc", "src/runtime.cc", "src/dist.cc"],
       "include_dirs": ["<!@(node find_libtorch.js include)"],
       "defines": [
         "NAPI_VERSION=8",
         
         "_GLIBCXX_USE_CXX11_ABI=<!(node find_libtorch.js abi)",
         "SEERKIT_SOURCE_HASH=\"<!(node source_hash.js)\"",
-        "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)"
+        "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)",
+        "SEERKIT_WITH_GLOO=<!(node find_libtorch.js gloo)",
+        "SEERKIT_WITH_NCCL=<!(node find_libtorch.js nccl)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],

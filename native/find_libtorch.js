@@ -3,7 +3,9 @@
 //   1. LIBTORCH=/path/to/libtorch        a libtorch folder (include/ and lib/ inside)
 //   2. LIBTORCH_USE_PYTORCH=1           ask `python3` (or $PYTHON) where its torch lives
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
-// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda`; no field: all, as JSON.
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|gloo|nccl`; no field: all,
+// as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo / ProcessGroupNCCL (their
+// headers are present next to libtorch's); `include` then also lists the folder that holds nccl.h.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -83,7 +85,31 @@ function cxxStd(info) {
   return v.major > 2 || (v.major === 2 && v.minor >= 10) ? "c++20" : "c++17";
 }
 
+// c10d's Gloo binding needs ProcessGroupGloo.hpp and gloo's own headers from the same build as libtorch: pip wheels
+// and libtorch archives ship both under include/; Debian's libtorch-dev has the first, libgloo-dev the second.
+function hasGloo(info) {
+  const found = (rel) => info.include.some((d) => fs.existsSync(path.join(d, rel)));
+  return found("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp") && found("gloo/context.h");
+}
+
+// ProcessGroupNCCL needs a CUDA build, its header, and nccl.h. pip's torch takes nccl.h from the nvidia-nccl wheel
+// (site-packages/nvidia/nccl/include), a CUDA toolkit or NCCL_INCLUDE_DIR may hold it too.
+function ncclInclude(info) {
+  if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so"))) return undefined;
+  if (!info.include.some((d) => fs.existsSync(path.join(d, "torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp")))) return undefined;
+  const candidates = [
+    ...(process.env.NCCL_INCLUDE_DIR ? [process.env.NCCL_INCLUDE_DIR] : []),
+    ...info.include,
+    path.join(info.libdir, "..", "..", "nvidia", "nccl", "include"),
+    "/usr/local/cuda/include",
+    "/usr/include",
+  ];
+  return candidates.find((d) => fs.existsSync(path.join(d, "nccl.h")));
+}
+
 const info = locate();
+const nccl = ncclInclude(info);
+if (nccl !== undefined && !info.include.includes(nccl)) info.include.push(nccl);
 const field = process.argv[2];
 if (field === "include") console.log(info.include.join(" "));
 else if (field === "libdir") console.log(info.libdir);
@@ -91,4 +117,6 @@ else if (field === "libs") console.log(libs(info));
 else if (field === "abi") console.log(info.abi);
 else if (field === "std") console.log(cxxStd(info));
 else if (field === "cuda") console.log(fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? 1 : 0);
-else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info) }, null, 2));
+else if (field === "gloo") console.log(hasGloo(info) ? 1 : 0);
+else if (field === "nccl") console.log(nccl !== undefined ? 1 : 0);
+else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), nccl: nccl !== undefined }, null, 2));

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libtorch (the engine), PyTorch + torchvision (test oracles only), Fashion-MNIST (the demo's data).
-APT_PACKAGES=(libtorch-dev python3-torch python3-torchvision dataset-fashion-mnist g++ make)
+# libtorch (the engine), gloo's headers (c10d's CPU collectives in native/src/dist.cc), PyTorch + torchvision (test oracles only), Fashion-MNIST (the demo's data).
+APT_PACKAGES=(libtorch-dev libgloo-dev python3-torch python3-torchvision dataset-fashion-mnist g++ make)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

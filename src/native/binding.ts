@@ -4,6 +4,8 @@
 // dtypes are codes from src/tensor/dtype.ts; devices are strings ("cpu", "cuda:0"); in-place ops return nothing.
 
 export type TensorId = number;
+/** A process group's handle (native/src/dist.cc). */
+export type GroupId = number;
 type T = TensorId;
 type OptT = TensorId | null;
 type Ints = readonly number[];
@@ -233,4 +235,21 @@ export interface TorchBinding {
   interpolate(x: T, size: Ints, mode: number, alignCorners: boolean, antialias: boolean): T;
   affineGrid(theta: T, size: Ints, alignCorners: boolean): T;
   gridSample(x: T, grid: T, mode: number, padding: number, alignCorners: boolean): T;
+
+  // distributed (dist.cc): process groups are GroupIds in their own table, freed with distDestroy. Collectives
+  // block until every rank of the group took part, or fail (timeout, dead peer) with an Error naming the ranks.
+  distInit(backend: string, host: string, port: number, rank: number, worldSize: number, timeoutMs: number, initTimeoutMs: number, probeMs: number, deviceKind: string, deviceValue: string): GroupId;
+  /** -1 when this rank is not among `worldRanks`. */
+  distNewGroup(parent: GroupId, tag: string, worldRanks: Ints, deviceKind: string, deviceValue: string): GroupId;
+  distDestroy(g: GroupId): void;
+  distBackends(): string[];
+  /** [op, message, suspect world ranks] once a collective of the group failed. */
+  distFailure(g: GroupId): [string, string, number[]] | undefined;
+  /** reduce: 0 sum, 1 max, 2 min, 3 avg (in place). */
+  distAllReduce(g: GroupId, t: T, reduce: number): void;
+  distAllReduceWithGrad(g: GroupId, t: T): T;
+  distAllGather(g: GroupId, t: T): T[];
+  distAllGatherCat(g: GroupId, t: T): T;
+  distBroadcast(g: GroupId, t: T, root: number): void;
+  distBarrier(g: GroupId): void;
 }

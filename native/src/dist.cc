@@ -1,0 +1,503 @@
+// Distributed training: c10d's TCPStore, process groups (Gloo; NCCL where libtorch has it) and the collectives
+// src/dist/ builds on. Typed in src/native/binding.ts under "distributed".
+//
+// A process group is kept in its own small handle table (ids, explicit distDestroy), apart from tensors. Every
+// collective is synchronous from JS's point of view: it starts the c10d Work and waits for it with the group's
+// timeout. When a collective fails (a peer's connection closed, or no result within the timeout) the group is
+// marked broken and a roll call over the store finds which ranks still answer; the JS Error names the operation,
+// this rank, and the ranks that did not answer. A broken group refuses further work at once instead of hanging.
+//
+// libtorch versions: 1.13 (Debian) and 2.x. What differs is kept behind #if on TORCH_VERSION_MAJOR/MINOR:
+//   - 2.0 made ProcessGroupGloo/NCCL subclasses of c10d::Backend (1.13: of c10d::ProcessGroup). Both bases have
+//     the same virtual collectives (allreduce, allgather, broadcast, barrier) with the same signatures, and we
+//     call those directly on the backend object.
+//   - TCPStore(host, TCPStoreOptions), PrefixStore(prefix, store), ProcessGroupGloo(store, rank, size, options),
+//     Options::create(timeout), options->devices / ->threads, createDeviceForHostname/Interface,
+//     createDefaultDevice, Work::wait(timeout) and Tensor::register_hook are the same in 1.13 and 2.x.
+//   - NCCL (built only with SEERKIT_WITH_NCCL, i.e. a CUDA libtorch whose ProcessGroupNCCL.hpp and nccl.h exist):
+//     ProcessGroupNCCL(store, rank, size, options) with options->timeout; WorkNCCL::wait(timeout) with a timeout
+//     other than kNoTimeout blocks the host until the kernels finished or the timeout passed (2.x behaviour).
+#include <ATen/core/grad_mode.h>
+#include <torch/version.h>
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#if SEERKIT_WITH_GLOO
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+
+#if SEERKIT_WITH_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "handles.h"
+
+using seer::Args;
+
+namespace {
+
+#if TORCH_VERSION_MAJOR >= 2
+using Collectives = c10d::Backend;  // ProcessGroupGloo/NCCL derive from Backend since 2.0
+#else
+using Collectives = c10d::ProcessGroup;
+#endif
+
+using Ms = std::chrono::milliseconds;
+
+// ---- groups --------------------------------------------------------------------------------------------------
+
+struct Group {
+  std::string name;              // "world", or the tag of a sub-group
+  std::string backend;           // "gloo" | "nccl"
+  int rank = 0;                  // this process's rank in the group
+  int size = 1;
+  std::vector<int> globalRanks;  // globalRanks[r]: the world rank of group rank r
+  Ms timeout{0};                 // every collective's wait
+  Ms backendTimeout{0};          // the backend's own (>= timeout: also bounds the rendezvous)
+  Ms probe{0};                   // how long the roll call after a failure waits for answers
+  std::string storeAddr;         // host:port of the TCPStore (world rank 0 runs it)
+  c10::intrusive_ptr<c10d::Store> rootStore;  // the TCPStore, shared by the world group and its sub-groups
+  c10::intrusive_ptr<c10d::Store> store;      // this group's keys (a PrefixStore on rootStore)
+  c10::intrusive_ptr<Collectives> pg;
+
+  // Set by the first failed collective; read by later calls (possibly from an autograd thread).
+  std::mutex mu;
+  bool broken = false;
+  std::string failedOp, message;
+  std::vector<int> suspects;  // world ranks that did not answer the roll call
+
+  int globalRank() const { return globalRanks[rank]; }
+};
+
+class GroupTable {
+ public:
+  int32_t add(std::shared_ptr<Group> g) {
+    for (size_t i = 0; i < slots_.size(); ++i)
+      if (!slots_[i]) {
+        slots_[i] = std::move(g);
+        return static_cast<int32_t>(i);
+      }
+    slots_.push_back(std::move(g));
+    return static_cast<int32_t>(slots_.size() - 1);
+  }
+  std::shared_ptr<Group> get(int64_t id) {
+    if (id < 0 || id >= static_cast<int64_t>(slots_.size()) || !slots_[id])
+      throw std::runtime_error("use of a destroyed process group (id " + std::to_string(id) + ")");
+    return slots_[id];
+  }
+  // A broken group may still have a collective running on a backend thread, whose destructor would wait for it
+  // (up to the timeout): such groups are parked, never destroyed, and go with the process.
+  void release(int64_t id) {
+    if (id < 0 || id >= static_cast<int64_t>(slots_.size()) || !slots_[id]) return;  // idempotent
+    std::shared_ptr<Group> g = std::move(slots_[id]);
+    bool broken;
+    {
+      std::lock_guard<std::mutex> lock(g->mu);
+      broken = g->broken;
+    }
+    if (broken) parked_.push_back(std::move(g));
+  }
+
+ private:
+  std::vector<std::shared_ptr<Group>> slots_;
+  std::vector<std::shared_ptr<Group>> parked_;
+};
+
+// Never destroyed: at process exit, backend threads and the store's server thread simply end with the process,
+// instead of being joined by static destructors (which could block on a dead peer).
+GroupTable& groups() {
+  static GroupTable* t = new GroupTable();
+  return *t;
+}
+
+std::string joinRanks(const std::vector<int>& rs) {
+  std::ostringstream s;
+  for (size_t i = 0; i < rs.size(); ++i) s << (i ? ", " : "") << rs[i];
+  return s.str();
+}
+
+std::string describe(const Group& g) {
+  std::ostringstream s;
+  s << "rank " << g.globalRank();
+  if (g.name != "world") s << " (rank " << g.rank << " of sub-group '" << g.name << "')";
+  s << ", " << g.size << " ranks, " << g.backend;
+  return s.str();
+}
+
+// ---- failures ------------------------------------------------------------------------------------------------
+
+// An exception's message without c10's appended backtrace.
+std::string oneLine(const std::exception& e) {
+  const c10::Error* ce = dynamic_cast<const c10::Error*>(&e);
+  std::string s = ce ? ce->what_without_backtrace() : e.what();
+  if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+  return s;
+}
+
+// After a failed collective: every rank that notices marks itself in the group's store, then waits up to
+// g.probe for the others' marks. Ranks that never mark are dead, hung, or still blocked in the collective.
+// If the store itself is unreachable, its host (world rank 0) is the suspect.
+std::string rollCall(Group& g, std::vector<int>& suspects) {
+  const std::string prefix = "seerkit_rollcall/";
+  std::vector<int> missing;
+  for (int r = 0; r < g.size; ++r)
+    if (r != g.rank) missing.push_back(r);
+  try {
+    g.store->set(prefix + std::to_string(g.rank), std::vector<uint8_t>{1});
+    auto deadline = std::chrono::steady_clock::now() + g.probe;
+    while (!missing.empty()) {
+      missing.erase(std::remove_if(missing.begin(), missing.end(),
+                                   [&](int r) { return g.store->check({prefix + std::to_string(r)}); }),
+                    missing.end());
+      if (missing.empty() || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(Ms(50));
+    }
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    if (auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+    suspects = {0};
+    return "The store at " + g.storeAddr + ", run by rank 0, is unreachable (" + why +
+           "): rank 0 is dead or its machine is unreachable.";
+  }
+  std::vector<int> answered{g.globalRank()};
+  for (int r = 0; r < g.size; ++r)
+    if (r != g.rank && std::find(missing.begin(), missing.end(), r) == missing.end()) answered.push_back(g.globalRanks[r]);
+  std::sort(answered.begin(), answered.end());
+  suspects.clear();
+  for (int r : missing) suspects.push_back(g.globalRanks[r]);
+  if (suspects.empty()) return "Every rank answered the roll call, so none is known to be dead.";
+  std::ostringstream s;
+  s << (suspects.size() == 1 ? "Rank " : "Ranks ") << joinRanks(suspects) << " did"
+    << " not answer a roll call within " << g.probe.count() << " ms (dead, hung, or still blocked); "
+    << (answered.size() == 1 ? "rank " : "ranks ") << joinRanks(answered) << " answered.";
+  return s.str();
+}
+
+[[noreturn]] void fail(Group& g, const std::string& op, std::string cause) {
+  if (auto nl = cause.find('\n'); nl != std::string::npos) cause.resize(nl);  // c10 appends a backtrace
+  if (cause.find("timed out") != std::string::npos || cause.find("Timed out") != std::string::npos)
+    cause += " (no result within the timeout of " + std::to_string(g.timeout.count()) + " ms)";
+  std::vector<int> suspects;
+  std::string roll = rollCall(g, suspects);
+  std::string msg = op + " failed on " + describe(g) + ": " + cause + ". " + roll;
+  {
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.broken) {
+      g.broken = true;
+      g.failedOp = op;
+      g.message = msg;
+      g.suspects = suspects;
+    }
+  }
+  throw std::runtime_error(msg);
+}
+
+void checkUsable(Group& g, const std::string& op) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (g.broken)
+    throw std::runtime_error(op + " refused on " + describe(g) + ": the group is broken since an earlier failure (" +
+                             g.message + ")");
+}
+
+// Starts a collective and waits for it with the group's timeout. A call the backend refuses at once (a dtype it
+// does not support, ...) is this rank's mistake and throws as it is; a failure while waiting goes through fail().
+void run(Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  checkUsable(g, op);
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+    work = start();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(op + " refused by the " + g.backend + " backend on " + describe(g) + ": " + oneLine(e));
+  }
+  std::string cause;
+  try {
+    work->wait(g.timeout);
+    return;
+  } catch (const c10::Error& e) {
+    cause = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    cause = e.what();
+  }
+  fail(g, op, cause);
+}
+
+// ---- collectives on one tensor ---------------------------------------------------------------------------------
+
+enum class Reduce { Sum = 0, Max = 1, Min = 2, Avg = 3 };
+
+Reduce reduceFromCode(int64_t code) {
+  if (code < 0 || code > 3) throw std::invalid_argument("unknown reduction code " + std::to_string(code));
+  return static_cast<Reduce>(code);
+}
+
+// Backends want dense contiguous tensors: work on a contiguous copy and copy back when t is not one.
+template <typename F>
+void onContiguous(at::Tensor t, F&& f) {
+  at::Tensor c = t.is_contiguous() ? t : t.contiguous();
+  f(c);
+  if (!c.is_same(t)) t.copy_(c);
+}
+
+void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op) {
+  if (how == Reduce::Avg && !at::isFloatingType(t.scalar_type()))
+    throw std::invalid_argument(op + ": 'avg' needs a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
+  at::NoGradGuard noGrad;
+  onContiguous(t.detach(), [&](at::Tensor& c) {
+    std::vector<at::Tensor> ts{c};
+    c10d::AllreduceOptions o;
+    o.reduceOp = how == Reduce::Max ? c10d::ReduceOp::MAX : how == Reduce::Min ? c10d::ReduceOp::MIN : c10d::ReduceOp::SUM;
+    o.timeout = g.timeout;
+    run(g, op, [&] { return g.pg->allreduce(ts, o); });
+    if (how == Reduce::Avg) c.div_(g.size);  // Gloo has no AVG: sum, then divide
+  });
+}
+
+std::vector<at::Tensor> allGather(Group& g, const at::Tensor& t, const std::string& op) {
+  at::NoGradGuard noGrad;
+  std::vector<at::Tensor> inputs{t.detach().contiguous()};
+  std::vector<std::vector<at::Tensor>> outputs(1);
+  for (int r = 0; r < g.size; ++r) outputs[0].push_back(at::empty_like(inputs[0], at::MemoryFormat::Contiguous));
+  c10d::AllgatherOptions o;
+  o.timeout = g.timeout;
+  run(g, op, [&] { return g.pg->allgather(outputs, inputs, o); });
+  return outputs[0];
+}
+
+// ---- creating groups -------------------------------------------------------------------------------------------
+
+#if SEERKIT_WITH_GLOO
+std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& kind, const std::string& value) {
+  if (kind == "interface") return c10d::ProcessGroupGloo::createDeviceForInterface(value);
+  if (kind == "hostname") return c10d::ProcessGroupGloo::createDeviceForHostname(value);
+  if (kind == "default") return c10d::ProcessGroupGloo::createDefaultDevice();
+  throw std::invalid_argument("unknown Gloo device kind '" + kind + "' (interface, hostname or default)");
+}
+#endif
+
+// Creates the backend of g on g.store (ranks meet there: Gloo connects a full mesh, NCCL exchanges its id).
+// backendTimeout bounds the connection and the backend's own operations; run() bounds each collective's wait.
+void connect(Group& g, const std::string& deviceKind, const std::string& deviceValue, Ms backendTimeout) {
+  g.backendTimeout = backendTimeout;
+  if (g.backend == "gloo") {
+#if SEERKIT_WITH_GLOO
+    auto o = c10d::ProcessGroupGloo::Options::create(backendTimeout);
+    o->devices.push_back(glooDevice(deviceKind, deviceValue));
+    o->threads = 2;
+    g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, g.rank, g.size, o);
+#else
+    throw std::runtime_error(
+        "this build of seerkit has no Gloo: libtorch's ProcessGroupGloo.hpp or gloo's headers were missing at build "
+        "time (Debian: apt-get install libgloo-dev, then npm run build:native)");
+#endif
+  } else if (g.backend == "nccl") {
+#if SEERKIT_WITH_NCCL
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = backendTimeout;
+    g.pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g.store, g.rank, g.size, o);
+#else
+    throw std::runtime_error(
+        "this build of seerkit has no NCCL: it needs a CUDA libtorch with ProcessGroupNCCL.hpp and nccl.h at build "
+        "time (NCCL_INCLUDE_DIR=... npm run build:native); use backend 'gloo' on CPUs");
+#endif
+  } else {
+    throw std::invalid_argument("unknown backend '" + g.backend + "' (gloo or nccl)");
+  }
+}
+
+}  // namespace
+
+// distInit(backend, host, port, rank, worldSize, timeoutMs, initTimeoutMs, probeMs, deviceKind, deviceValue) -> id
+// Rank 0 runs the TCPStore server on host:port and waits (up to initTimeoutMs) until all worldSize ranks joined;
+// the others connect to it (retrying up to initTimeoutMs). Then the backend connects the ranks. Processes start at
+// different speeds, so the rendezvous may get longer than a collective: the backend's own timeout is the longer of
+// the two, and each collective's wait enforces timeoutMs.
+SEER_FN(distInit) {
+  auto g = std::make_shared<Group>();
+  g->name = "world";
+  g->backend = a.str(0);
+  std::string host = a.str(1);
+  int port = a.i32(2);
+  g->rank = a.i32(3);
+  g->size = a.i32(4);
+  g->timeout = Ms(a.i64(5));
+  Ms initTimeout(a.i64(6));
+  g->probe = Ms(a.i64(7));
+  std::string deviceKind = a.str(8), deviceValue = a.str(9);
+  if (g->size < 1 || g->rank < 0 || g->rank >= g->size)
+    throw std::invalid_argument("rank " + std::to_string(g->rank) + " is outside a world of " + std::to_string(g->size));
+  if (port < 1 || port > 65535) throw std::invalid_argument("port " + std::to_string(port) + " is outside 1..65535");
+  for (int r = 0; r < g->size; ++r) g->globalRanks.push_back(r);
+  g->storeAddr = host + ":" + std::to_string(port);
+
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(port);
+  so.isServer = g->rank == 0;
+  so.numWorkers = static_cast<size_t>(g->size);
+  so.waitWorkers = true;
+  so.timeout = initTimeout;
+  try {
+    g->rootStore = c10::make_intrusive<c10d::TCPStore>(host, so);
+  } catch (const std::exception& e) {
+    std::string what = oneLine(e);
+    if (g->rank == 0)
+      throw std::runtime_error("rank 0 could not run the store at " + g->storeAddr + " for " + std::to_string(g->size) +
+                               " ranks within " + std::to_string(initTimeout.count()) + " ms: " + what);
+    throw std::runtime_error("rank " + std::to_string(g->rank) + " could not join the store at " + g->storeAddr +
+                             " (run by rank 0) within " + std::to_string(initTimeout.count()) + " ms: " + what);
+  }
+  g->store = c10::make_intrusive<c10d::PrefixStore>("seerkit_pg/world", g->rootStore);
+  try {
+    connect(*g, deviceKind, deviceValue, std::max(initTimeout, g->timeout));
+  } catch (const std::exception& e) {
+    throw std::runtime_error("rank " + std::to_string(g->rank) + " could not connect the " + g->backend + " group of " +
+                             std::to_string(g->size) + " ranks via " + g->storeAddr + ": " + oneLine(e));
+  }
+  return seer::num(a.env, groups().add(std::move(g)));
+}
+
+// distNewGroup(parent, tag, worldRanks[], deviceKind, deviceValue) -> group id, or -1 when this rank is not in it.
+// Every member calls it with the same tag and ranks; the group's keys live under the tag in the parent's store.
+SEER_FN(distNewGroup) {
+  auto parent = groups().get(a.i64(0));
+  std::string tag = a.str(1);
+  std::vector<int64_t> ranks = a.ints(2);
+  std::string deviceKind = a.str(3), deviceValue = a.str(4);
+  int me = parent->globalRank();
+  auto it = std::find(ranks.begin(), ranks.end(), me);
+  if (it == ranks.end()) return seer::num(a.env, -1);
+  auto g = std::make_shared<Group>();
+  g->name = tag;
+  g->backend = parent->backend;
+  g->rank = static_cast<int>(it - ranks.begin());
+  g->size = static_cast<int>(ranks.size());
+  for (int64_t r : ranks) g->globalRanks.push_back(static_cast<int>(r));
+  g->timeout = parent->timeout;
+  g->probe = parent->probe;
+  g->storeAddr = parent->storeAddr;
+  g->rootStore = parent->rootStore;
+  g->store = c10::make_intrusive<c10d::PrefixStore>("seerkit_pg/" + tag, parent->rootStore);
+  try {
+    connect(*g, deviceKind, deviceValue, parent->backendTimeout);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("rank " + std::to_string(me) + " could not connect sub-group '" + tag + "' (ranks " +
+                             joinRanks(g->globalRanks) + "): " + oneLine(e));
+  }
+  return seer::num(a.env, groups().add(std::move(g)));
+}
+
+SEER_FN(distDestroy) {
+  groups().release(a.i64(0));
+  return seer::undef(a.env);
+}
+
+// The backends this build can create.
+SEER_FN(distBackends) {
+  std::vector<std::string> names;
+#if SEERKIT_WITH_GLOO
+  names.push_back("gloo");
+#endif
+#if SEERKIT_WITH_NCCL
+  names.push_back("nccl");
+#endif
+  napi_value arr;
+  napi_create_array_with_length(a.env, names.size(), &arr);
+  for (size_t i = 0; i < names.size(); ++i) napi_set_element(a.env, arr, i, seer::str(a.env, names[i]));
+  return arr;
+}
+
+// distFailure(group) -> [op, message, suspectWorldRanks[]] after a failed collective, else undefined.
+SEER_FN(distFailure) {
+  auto g = groups().get(a.i64(0));
+  std::lock_guard<std::mutex> lock(g->mu);
+  if (!g->broken) return seer::undef(a.env);
+  napi_value arr, suspects;
+  napi_create_array_with_length(a.env, 3, &arr);
+  napi_set_element(a.env, arr, 0, seer::str(a.env, g->failedOp));
+  napi_set_element(a.env, arr, 1, seer::str(a.env, g->message));
+  napi_create_array_with_length(a.env, g->suspects.size(), &suspects);
+  for (size_t i = 0; i < g->suspects.size(); ++i) napi_set_element(a.env, suspects, i, seer::num(a.env, g->suspects[i]));
+  napi_set_element(a.env, arr, 2, suspects);
+  return arr;
+}
+
+// distAllReduce(group, t, reduce 0 sum | 1 max | 2 min | 3 avg): in place, on every rank.
+SEER_FN(distAllReduce) {
+  auto g = groups().get(a.i64(0));
+  allReduceInPlace(*g, a.t(1), reduceFromCode(a.i64(2)), "allReduce");
+  return seer::undef(a.env);
+}
+
+// distAllReduceWithGrad(group, t) -> the sum of t over the group's ranks, differentiable: the gradient that reaches
+// t is the sum over ranks of the gradients of the result (the backward of a sum-allreduce is a sum-allreduce).
+// Forward: out = reduced + (t - t.detach()), which has reduced's value exactly and passes gradients to t unchanged;
+// a hook on out all-reduces its gradient during backward. Every rank must run the same backward, as with any
+// collective.
+SEER_FN(distAllReduceWithGrad) {
+  auto g = groups().get(a.i64(0));
+  const at::Tensor& local = a.t(1);
+  at::Tensor reduced = local.detach().clone(at::MemoryFormat::Contiguous);
+  allReduceInPlace(*g, reduced, Reduce::Sum, "allReduce (autograd forward)");
+  if (!local.requires_grad() || !at::GradMode::is_enabled()) return seer::wrap(a.env, reduced);
+  at::Tensor out = reduced + (local - local.detach());
+  std::shared_ptr<Group> keep = g;  // the hook may run after JS destroyed the group's handle
+  out.register_hook([keep](at::Tensor grad) {
+    at::Tensor summed = grad.clone(at::MemoryFormat::Contiguous);
+    allReduceInPlace(*keep, summed, Reduce::Sum, "allReduce (autograd backward)");
+    return summed;
+  });
+  return seer::wrap(a.env, out);
+}
+
+// distAllGather(group, t) -> [t of rank 0, t of rank 1, ...]; t must have the same shape and dtype on every rank.
+SEER_FN(distAllGather) { return seer::wrapList(a.env, allGather(*groups().get(a.i64(0)), a.t(1), "allGather")); }
+
+// distAllGatherCat(group, t) -> the ranks' tensors concatenated along dim 0, in rank order (stacked if 0-d).
+SEER_FN(distAllGatherCat) {
+  auto parts = allGather(*groups().get(a.i64(0)), a.t(1), "allGather");
+  return seer::wrap(a.env, parts[0].dim() == 0 ? at::stack(parts) : at::cat(parts, 0));
+}
+
+// distBroadcast(group, t, root): every rank's t becomes root's t (in place; root is a rank of this group).
+SEER_FN(distBroadcast) {
+  auto g = groups().get(a.i64(0));
+  int root = a.i32(2);
+  if (root < 0 || root >= g->size)
+    throw std::invalid_argument("broadcast: root " + std::to_string(root) + " is outside a group of " + std::to_string(g->size));
+  at::NoGradGuard noGrad;
+  onContiguous(a.t(1).detach(), [&](at::Tensor& c) {
+    std::vector<at::Tensor> ts{c};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    o.rootTensor = 0;
+    o.timeout = g->timeout;
+    run(*g, "broadcast from rank " + std::to_string(g->globalRanks[root]), [&] { return g->pg->broadcast(ts, o); });
+  });
+  return seer::undef(a.env);
+}
+
+// distBarrier(group): returns once every rank of the group called it.
+SEER_FN(distBarrier) {
+  auto g = groups().get(a.i64(0));
+  c10d::BarrierOptions o;
+  o.timeout = g->timeout;
+  run(*g, "barrier", [&] { return g->pg->barrier(o); });
+  return seer::undef(a.env);
+}

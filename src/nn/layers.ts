@@ -95,6 +95,15 @@ export interface BatchNormOptions extends LayerDType {
 }
 
 /**
+ * Replaces a BatchNorm's training-mode forward: SyncBatchNorm and convertSyncBatchNorm (src/dist) install one that
+ * normalizes with statistics over several processes. It does all that the training-mode forward does: normalize,
+ * update running_mean / running_var and count num_batches_tracked.
+ */
+export interface BatchNormTrainingForward {
+  forward(bn: BatchNorm, x: Tensor): Tensor;
+}
+
+/**
  * Batch normalization over the channel dim 1, as torch.nn's _BatchNorm: in training mode it normalizes with batch
  * statistics, updates running_mean / running_var in place (unbiased variance, momentum 0.1) and counts
  * num_batches_tracked; in eval mode it normalizes with the running statistics. The base of BatchNorm1d/2d
@@ -108,6 +117,8 @@ export abstract class BatchNorm extends Module {
    * zero_init_residual). Set by model builders; only the init schemes read it.
    */
   finalBn = false;
+  /** When set, training-mode forward() goes through it (see BatchNormTrainingForward); eval mode never does. */
+  trainingForward: BatchNormTrainingForward | undefined = undefined;
 
   constructor(readonly numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -146,6 +157,7 @@ export abstract class BatchNorm extends Module {
 
   forward(x: Tensor): Tensor {
     this.checkInput(x);
+    if (this.training && this.trainingForward) return this.trainingForward.forward(this, x);
     // Batch statistics in training mode, and in eval mode too when there are no running statistics to use.
     const useBatchStats = this.training || !this.runningMean;
     if (useBatchStats) checkBatchStatsDefined(x);

@@ -1,0 +1,4 @@
+// Distributed training: process groups and collectives (c10d: Gloo on CPUs, NCCL on GPUs where built), the
+// launcher environment, data-parallel helpers, synchronized BatchNorm and the local multi-process launcher.
+export * from "./env";
+export * from "./process_group";

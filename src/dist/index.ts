@@ -2,3 +2,5 @@
 // launcher environment, data-parallel helpers, synchronized BatchNorm and the local multi-process launcher.
 export * from "./env";
 export * from "./process_group";
+export * from "./data_parallel";
+export * from "./sync_batchnorm";

@@ -1,0 +1,120 @@
+// Data parallelism: the same model on every rank, each rank on its own slice of the batch.
+//
+//   broadcastModule(model, pg)      once, before training: every rank starts from rank 0's parameters and buffers.
+//   new GradientAllReducer(model, pg).synchronize()
+//                                   after each backward(): every .grad becomes the average over the ranks, so each
+//                                   rank's optimizer takes the same step and the replicas stay identical.
+//
+// Both move tensors in buckets (as torch's DistributedDataParallel): the tensors of a bucket are flattened into one
+// buffer with cat, one collective runs on it, and the result is split back and copied into place. Few large
+// messages cost far less than many small ones.
+//
+// Overlap with backward: libtorch can call a hook when a parameter's gradient has been accumulated (a post hook on
+// the parameter's AccumulateGrad node; 2.1+ also has Tensor::register_post_accumulate_grad_hook), and c10d
+// collectives are asynchronous Works, so a bucket could start reducing while backward still computes the rest
+// (what torch's Reducer does). Here reduction runs after backward() returns: simpler, and on the CPU
+// (where both compete for the same cores) the overlap gains little.
+import type { Module } from "../nn/module";
+import { cat, tensor, zeros } from "../tensor/creation";
+import { noGrad } from "../tensor/grad";
+import { tidy } from "../tensor/scope";
+import type { Tensor } from "../tensor/tensor";
+import type { ProcessGroup } from "./process_group";
+
+/** DistributedDataParallel's default bucket size. */
+export const DEFAULT_BUCKET_CAP_MB = 25;
+
+/**
+ * Consecutive runs of tensors with the same dtype and device, each run cut into buckets of at most capBytes
+ * (a tensor larger than the cap gets a bucket of its own).
+ */
+export function bucketize(tensors: readonly Tensor[], capBytes: number): Tensor[][] {
+  const buckets: Tensor[][] = [];
+  let cur: Tensor[] = [];
+  let bytes = 0;
+  for (const t of tensors) {
+    const head = cur[0];
+    const fits = head !== undefined && head.dtype === t.dtype && head.device === t.device && bytes + t.nbytes <= capBytes;
+    if (head !== undefined && !fits) {
+      buckets.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(t);
+    bytes += t.nbytes;
+  }
+  if (cur.length > 0) buckets.push(cur);
+  return buckets;
+}
+
+/**
+ * Copies rank `root`'s parameters and buffers into every rank's module (in place, same tensors), so that all
+ * replicas start equal. Every rank calls it with the same architecture.
+ */
+export function broadcastModule(module: Module, pg: ProcessGroup, o: { root?: number; bucketCapMB?: number } = {}): void {
+  const root = o.root ?? 0;
+  if (pg.worldSize === 1) return;
+  const tensors = [...module.namedParameters().map(([, t]) => t), ...module.namedBuffers().map(([, t]) => t)];
+  for (const bucket of bucketize(tensors, (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 2 ** 20)) {
+    noGrad(() =>
+      tidy(() => {
+        const flat = cat(bucket.map((t) => t.detach().flatten()));
+        pg.broadcast(flat, root);
+        if (pg.rank === root) return;
+        const pieces = flat.split(bucket.map((t) => t.numel));
+        bucket.forEach((t, i) => t.copy_(pieces[i]!.view(...t.shape)));
+      }),
+    );
+  }
+}
+
+export interface GradientAllReducerOptions {
+  /** Bucket size in MiB (default 25, as DistributedDataParallel). */
+  bucketCapMB?: number;
+}
+
+/**
+ * Averages gradients over the ranks of a group. Build it once (after broadcastModule, before training), call
+ * synchronize() after every backward() and before the optimizer step.
+ *
+ * A parameter that has no gradient on some rank (unused in its forward) counts as a zero gradient there; one that
+ * has a gradient on no rank keeps none, so optimizers skip it as they would in a single process.
+ */
+export class GradientAllReducer {
+  /** Parameters in reduction order (reverse registration order, roughly the order backward finishes them). */
+  readonly buckets: readonly (readonly Tensor[])[];
+
+  constructor(
+    params: Module | readonly Tensor[],
+    readonly pg: ProcessGroup,
+    o: GradientAllReducerOptions = {},
+  ) {
+    const list = Array.isArray(params) ? [...(params as readonly Tensor[])] : (params as Module).parameters();
+    const trainable = list.filter((p) => p.requiresGrad).reverse();
+    this.buckets = bucketize(trainable, (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 2 ** 20);
+  }
+
+  /** Replaces every parameter's .grad with its average over the group's ranks. */
+  synchronize(): void {
+    if (this.pg.worldSize === 1) return;
+    for (const bucket of this.buckets) noGrad(() => tidy(() => this.reduceBucket(bucket)));
+  }
+
+  private reduceBucket(bucket: readonly Tensor[]): void {
+    const grads = bucket.map((p) => p.grad);
+    // One flag per parameter after the gradients: after the sum it counts the ranks that had a gradient.
+    const flags = bucket.map((_, i) => (grads[i] === undefined ? 0 : 1));
+    const parts = bucket.map((p, i) => grads[i]?.flatten() ?? zeros([p.numel], { dtype: p.dtype, device: p.device }));
+    const flat = cat([...parts, tensor(flags, { dtype: bucket[0]!.dtype, device: bucket[0]!.device })]);
+    this.pg.allReduce(flat, "sum");
+    flat.div_(this.pg.worldSize);
+    const pieces = flat.split([...bucket.map((p) => p.numel), flags.length]);
+    const counts = pieces[bucket.length]!.toArray();
+    bucket.forEach((p, i) => {
+      const avg = pieces[i]!.view(...p.shape);
+      const g = grads[i];
+      if (g !== undefined) g.copy_(avg);
+      else if (counts[i]! > 0) p.grad = avg.clone();
+    });
+  }
+}

@@ -4,3 +4,4 @@ export * from "./env";
 export * from "./process_group";
 export * from "./data_parallel";
 export * from "./sync_batchnorm";
+export { freePort, spawnLocalWorkers, torchrunEnv, type LaunchOptions, type LaunchResult, type WorkerExit } from "./launch";

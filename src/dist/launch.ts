@@ -36,7 +36,7 @@ export interface WorkerExit {
   rank: number;
   code: number | null;
   signal: NodeJS.Signals | null;
-  /** Stopped by the launcher after another worker failed. */
+  /** Ended by the launcher's signal after another worker failed (or the launcher was interrupted). */
   stopped: boolean;
 }
 
@@ -44,7 +44,7 @@ export interface LaunchResult {
   ok: boolean;
   /** The first rank that failed on its own. */
   failedRank?: number;
-  /** One line: "all 2 workers finished" or "rank 1 was killed by SIGKILL; stopped ranks 0". */
+  /** One line: "all 2 workers finished", "rank 1 was killed by SIGKILL; stopped rank 0". */
   message: string;
   exits: WorkerExit[];
   /** Output lines per rank (prefix and capture modes). */
@@ -148,7 +148,8 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
           new Promise<void>((resolve, reject) => {
             child.on("error", reject);
             child.on("close", (code, signal) => {
-              const exit: WorkerExit = { rank, code, signal, stopped: stoppedByUs.has(rank) };
+              // Signalled by us counts as stopped; exiting with an error code after our signal is a failure of its own.
+              const exit: WorkerExit = { rank, code, signal, stopped: stoppedByUs.has(rank) && signal !== null };
               exits[rank] = exit;
               if ((code !== 0 || signal !== null) && !exit.stopped && failed === undefined) {
                 failed = { rank, how: describeExit(exit) };
@@ -172,7 +173,11 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
     return { ok: true, message: `all ${n} workers finished`, exits: all, output };
   }
   const stopped = all.filter((e) => e.stopped).map((e) => e.rank);
-  const message = `rank ${failed.rank} ${failed.how}` + (stopped.length > 0 ? `; stopped rank${stopped.length > 1 ? "s" : ""} ${stopped.join(", ")}` : "");
+  const alsoFailed = all.filter((e) => e.rank !== failed!.rank && !e.stopped && (e.code !== 0 || e.signal !== null));
+  const message =
+    `rank ${failed.rank} ${failed.how}` +
+    alsoFailed.map((e) => `; then rank ${e.rank} ${describeExit(e)}`).join("") +
+    (stopped.length > 0 ? `; stopped rank${stopped.length > 1 ? "s" : ""} ${stopped.join(", ")}` : "");
   return { ok: false, failedRank: failed.rank, message, exits: all, output };
 }
 

@@ -136,6 +136,30 @@ const COMMANDS: Record<string, Command> = {
       console.log(flags.json ? JSON.stringify(r, null, 2) : formatBackboneBench(r));
     },
   },
+
+  "bench data": {
+    summary: "multi-crop loading throughput against a torchvision + PIL DataLoader on the same files and cores",
+    flags: {
+      data: { type: "string", help: "image source", default: "builtin:imagenette/train" },
+      crops: { type: "string", help: "crops per image, e.g. 2x224+4x96", default: "2x224+4x96" },
+      workers: { type: "number", help: "decode workers, both loaders", default: 2 },
+      batches: { type: "number", help: "timed batches", default: 20 },
+      batch: { type: "number", help: "images per batch", default: 32 },
+      threads: { type: "number", help: "libtorch intra-op threads, both sides", default: 1 },
+      rounds: { type: "number", help: "rounds, alternating loaders (best of)", default: 3 },
+      python: { type: "string", help: "python with torchvision (the baseline)", default: "/usr/bin/python3" },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    async run(flags) {
+      quietOpenMp();
+      const { runDataBench } = require("../bench/data_bench") as typeof import("../bench/data_bench");
+      await runDataBench({
+        data: flags.data as string, crops: flags.crops as string, workers: flags.workers as number,
+        batches: flags.batches as number, batch: flags.batch as number, threads: flags.threads as number,
+        rounds: flags.rounds as number, warmup: 3, python: flags.python as string, json: Boolean(flags.json),
+      });
+    },
+  },
 };
 
 /**
@@ -149,12 +173,22 @@ function quietOpenMp(): void {
 
 function usage(): string {
   const lines = ["usage: seer <command> [options]", "", "commands:"];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  for (const [name, c] of [...Object.entries(COMMANDS), ...Object.entries(DELEGATED)]) lines.push(`  ${name.padEnd(14)} ${c.summary}`);
   lines.push("", "seer <command> --help lists a command's options.");
   return lines.join("\n");
 }
 
+/** Commands with their own parsers (their modules own the flags and help). */
+const DELEGATED: Record<string, { summary: string; load(): (argv: string[]) => Promise<number> }> = {
+  eval: {
+    summary: "evaluate a backbone: knn | linear | lowshot (seer eval knn --help)",
+    load: () => (require("../eval/command") as typeof import("../eval/command")).evalCommand,
+  },
+};
+
 async function main(argv: string[]): Promise<number> {
+  const delegated = argv[0] !== undefined ? DELEGATED[argv[0]] : undefined;
+  if (delegated) return delegated.load()(argv.slice(1));
   // Two-word commands ("bench ops") take precedence over one-word ones.
   const two = argv.slice(0, 2).join(" ");
   const name = COMMANDS[two] ? two : argv[0];

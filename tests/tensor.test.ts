@@ -86,3 +86,21 @@ test("softmax, logsumexp and norm match PyTorch", () => {
     assertClose(x.norm(2, 1), oracleTensor(ref, "norm"), { atol: 1e-12 });
   });
 });
+
+test("the GC safety net frees a tensor nobody disposed", async () => {
+  const v8 = await import("node:v8");
+  const vm = await import("node:vm");
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  const before = memory();
+  (() => {
+    zeros([1000]); // created outside any scope and dropped: only the finalizer can free it
+  })();
+  await new Promise((r) => setImmediate(r)); // the safety net is armed on the next turn of the event loop
+  for (let i = 0; i < 10 && memory().leakedViaGc === before.leakedViaGc; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(memory().leakedViaGc, before.leakedViaGc + 1);
+  assert.equal(memory().numTensors, before.numTensors);
+});

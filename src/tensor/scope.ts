@@ -5,8 +5,10 @@
 // the enclosing scope. Outside any scope nothing is recorded: call dispose() (or `using`).
 //
 // A FinalizationRegistry frees tensors that are garbage-collected without dispose(); it is a safety net that
-// tests keep at zero. Registering costs about 0.4 µs a tensor, so it is armed only for tensors that no scope will
-// free: those created outside any tidy(), those that leave the outermost tidy() as its result, and keep()-ed ones.
+// tests keep at zero. Registering costs about 0.4 µs a tensor (as much as a small op), so it is armed only for
+// tensors that no scope will free (those created outside any tidy(), results of the outermost tidy(), keep()-ed
+// ones), and lazily: such tensors wait in a short list that is armed in bulk on the next turn of the event loop
+// or when the list is full, skipping those disposed in the meantime (the common `x.op().dispose()` pattern).
 import { torch } from "../native/load";
 import type { Tensor } from "./tensor";
 
@@ -23,11 +25,31 @@ function arm(t: Tensor, id: number): void {
   t.gcArmed = true;
 }
 
-/** Called by the Tensor constructor: records t in the innermost scope, or arms the GC safety net. */
-export function track(t: Tensor, id: number): void {
+const ARM_BATCH = 4096;
+let toArm: Tensor[] = [];
+let armScheduled = false;
+
+function armPending(): void {
+  armScheduled = false;
+  const list = toArm;
+  toArm = [];
+  for (const t of list) if (!t.isDisposed && !t.gcArmed) arm(t, t.id);
+}
+
+function armSoon(t: Tensor): void {
+  toArm.push(t);
+  if (toArm.length >= ARM_BATCH) armPending();
+  else if (!armScheduled) {
+    armScheduled = true;
+    setImmediate(armPending);
+  }
+}
+
+/** Called by the Tensor constructor: records t in the innermost scope, or queues the GC safety net for it. */
+export function track(t: Tensor): void {
   const top = scopes.length;
   if (top > 0) scopes[top - 1]!.push(t);
-  else arm(t, id);
+  else armSoon(t);
 }
 
 /** Called by Tensor.dispose(). */
@@ -80,7 +102,7 @@ export function tidy<R>(fn: () => R): R {
   for (const t of created) {
     if (survivors.has(t)) {
       if (parent) parent.push(t);
-      else if (!t.kept) arm(t, t.id);
+      else if (!t.kept) armSoon(t);
     } else if (!t.kept) t.dispose();
   }
   return result;

@@ -25,7 +25,7 @@ export class Tensor implements Disposable {
   /** Wraps a native handle. Internal: use the creation functions in creation.ts. */
   constructor(id: number) {
     this.handle = id;
-    track(this, id);
+    track(this);
   }
 
   /** The native handle, for the binding. Throws once disposed. */

@@ -53,6 +53,9 @@ class TensorTable {
 
 TensorTable& table();
 
+// Whether the addon tuned glibc's malloc at load (see addon.cc).
+bool mallocTuned();
+
 // ---- argument decoding ---------------------------------------------------------------------------------------
 
 // dtype codes shared with src/tensor/dtype.ts (keep the order in sync).

@@ -32,6 +32,7 @@ SEER_FN(sourceHash) { return seer::str(a.env, SEERKIT_SOURCE_HASH); }
 SEER_FN(torchVersion) { return seer::str(a.env, TORCH_VERSION); }
 SEER_FN(cudaAvailable) { return seer::boolean(a.env, at::detail::getCUDAHooks().getNumGPUs() > 0); }
 SEER_FN(cudaDeviceCount) { return seer::num(a.env, at::detail::getCUDAHooks().getNumGPUs()); }
+SEER_FN(mallocTuned) { return seer::boolean(a.env, seer::mallocTuned()); }
 SEER_FN(parallelInfo) { return seer::str(a.env, at::get_parallel_info()); }
 
 SEER_FN(setNumThreads) {

@@ -20,6 +20,7 @@ export interface TorchBinding {
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   parallelInfo(): string;
+  mallocTuned(): boolean;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number): void;

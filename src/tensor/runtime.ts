@@ -26,10 +26,12 @@ export interface RuntimeInfo {
   threads: number;
   devices: string[];
   parallel: string;
+  /** Whether glibc's malloc keeps freed memory in the process (native/src/addon.cc; SEERKIT_MALLOC_TUNING=0: off). */
+  mallocTuned: boolean;
 }
 
 export function runtimeInfo(): RuntimeInfo {
   const devices = ["cpu"];
   for (let i = 0; i < torch.cudaDeviceCount(); i++) devices.push(`cuda:${i}`);
-  return { libtorch: torch.torchVersion(), threads: torch.getNumThreads(), devices, parallel: torch.parallelInfo() };
+  return { libtorch: torch.torchVersion(), threads: torch.getNumThreads(), devices, parallel: torch.parallelInfo(), mallocTuned: torch.mallocTuned() };
 }

@@ -30,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
         console.log(`libtorch  ${info.libtorch}`);
         console.log(`threads   ${info.threads} intra-op (commands that compute take --threads)`);
         console.log(`devices   ${info.devices.join(", ")}`);
+        console.log(`malloc    ${info.mallocTuned ? "tuned: freed memory stays in the process (SEERKIT_MALLOC_TUNING=0 turns this off)" : "glibc defaults"}`);
       }
     },
   },
@@ -180,6 +181,17 @@ function usage(): string {
 
 /** Commands with their own parsers (their modules own the flags and help). */
 const DELEGATED: Record<string, { summary: string; load(): (argv: string[]) => Promise<number> }> = {
+  pretrain: {
+    summary: "self-supervised pretraining (SwAV / SimCLR) from a preset or config file; resumes by itself",
+    load: () => (require("../train/pretrain") as typeof import("../train/pretrain")).pretrainCommand,
+  },
+  "bench step": {
+    summary: "images/s of a full SwAV/SimCLR training step, against the PyTorch eager anchor script",
+    load: () => {
+      quietOpenMp();
+      return (require("../bench/step_bench") as typeof import("../bench/step_bench")).stepBenchCommand;
+    },
+  },
   eval: {
     summary: "evaluate a backbone: knn | linear | lowshot (seer eval knn --help)",
     load: () => (require("../eval/command") as typeof import("../eval/command")).evalCommand,
@@ -187,8 +199,10 @@ const DELEGATED: Record<string, { summary: string; load(): (argv: string[]) => P
 };
 
 async function main(argv: string[]): Promise<number> {
-  const delegated = argv[0] !== undefined ? DELEGATED[argv[0]] : undefined;
-  if (delegated) return delegated.load()(argv.slice(1));
+  const twoWords = argv.slice(0, 2).join(" ");
+  const delegatedName = DELEGATED[twoWords] ? twoWords : argv[0];
+  const delegated = delegatedName !== undefined ? DELEGATED[delegatedName] : undefined;
+  if (delegated) return delegated.load()(argv.slice(delegatedName === twoWords ? 2 : 1));
   // Two-word commands ("bench ops") take precedence over one-word ones.
   const two = argv.slice(0, 2).join(" ");
   const name = COMMANDS[two] ? two : argv[0];

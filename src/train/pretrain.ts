@@ -1,0 +1,145 @@
+// `seer pretrain`: self-supervised pretraining (SwAV / SimCLR) from a preset or a JSON config, with key=value
+// overrides, resuming by itself from the newest intact checkpoint of its run folder.
+//
+//   seer pretrain --config PRESET|FILE.json [--data SRC] [--out DIR] [--threads N] [--force] [key=value ...]
+//
+// A JSON config holds any subset of the keys (nested as in config.json of a run); its optional "preset" key names
+// the preset it starts from (default swav-cifar-tiny). Overrides name keys with dots (`optim.baseLrPer256=0.3`,
+// `swav.headDims=[512,128]`); unknown keys and wrong types are errors naming the key. The run folder defaults to
+// runs/<preset or file name>, stable so that running the same command again resumes the run.
+//
+// Exit status: 0 done, 130 interrupted by SIGINT/SIGTERM (a checkpoint was saved), 1 a non-finite loss or another
+// failure, 2 a usage or configuration error.
+import * as fs from "fs";
+import * as path from "path";
+import { formatFlags, parseArgs, UsageError, type FlagSpec } from "../cli/args";
+import { applyOverrides, ConfigError, mergeConfig } from "../config/overrides";
+import { DEFAULT_PRESET, PRESET_NOTES, PRETRAIN_PRESETS, describeConfig, presetConfig, validatePretrainConfig, type PretrainConfig } from "./presets";
+
+export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
+  config: { type: "string", help: "a preset (--presets lists them) or a JSON config file", default: DEFAULT_PRESET },
+  data: { type: "string", help: "training images (sets data.source): folder, .txt list, tar shards, builtin:NAME/SPLIT, several joined by +" },
+  out: { type: "string", help: "run folder (default runs/<preset>); an existing run there is resumed" },
+  threads: { type: "number", help: "intra-op threads (sets run.threads; 0: all cores)" },
+  force: { type: "boolean", help: "resume even if the run folder's config differs in keys that change the run" },
+  "dry-run": { type: "boolean", help: "print the resolved config and exit" },
+  presets: { type: "boolean", help: "list the presets and exit" },
+  "no-progress": { type: "boolean", help: "no progress bar" },
+  help: { type: "boolean", help: "show this help" },
+};
+
+export const PRETRAIN_USAGE =
+  "usage: seer pretrain --config PRESET|FILE.json [--data SRC] [--out DIR] [--threads N] [--force] [key=value ...]\n\n" +
+  "SwAV / SimCLR pretraining. Running the same command again resumes from the newest intact checkpoint.\n" +
+  "Overrides name config keys with dots, e.g. schedule.iterations=200 optim.baseLrPer256=0.3 knn.enabled=false.";
+
+/** The resolved config of a --config argument, overrides and flags, and the run's name. */
+export function resolvePretrainConfig(spec: string, overrides: string[], flags: { data?: string; threads?: number } = {}): { config: PretrainConfig; name: string } {
+  let config: PretrainConfig;
+  let name: string;
+  if (spec.endsWith(".json") || (fs.existsSync(spec) && fs.statSync(spec).isFile())) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(spec, "utf8")) as unknown;
+    } catch (e) {
+      throw new ConfigError(`${spec}: ${(e as Error).message}`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${spec}: expected a JSON object`);
+    const { preset, ...rest } = parsed as Record<string, unknown>;
+    if (preset !== undefined && typeof preset !== "string") throw new ConfigError(`${spec}: preset: expected a preset name`);
+    config = mergeConfig(presetConfig(preset ?? DEFAULT_PRESET), rest, spec);
+    name = path.basename(spec).replace(/\.json$/, "");
+  } else {
+    config = presetConfig(spec);
+    name = spec;
+  }
+  config = applyOverrides(config, overrides);
+  if (flags.data !== undefined) config = applyOverrides(config, [`data.source=${flags.data}`]);
+  if (flags.threads !== undefined) config = applyOverrides(config, [`run.threads=${flags.threads}`]);
+  validatePretrainConfig(config);
+  return { config, name };
+}
+
+function fmtDuration(s: number): string {
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${m}m${Math.round(s % 60).toString().padStart(2, "0")}s` : `${s.toFixed(1)}s`;
+}
+
+/** `seer pretrain ...`; returns the exit status. */
+export async function pretrainCommand(argv: string[]): Promise<number> {
+  let flags: Record<string, string | number | boolean | undefined>;
+  let positionals: string[];
+  try {
+    ({ flags, positionals } = parseArgs(argv, PRETRAIN_FLAGS));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`seer pretrain: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (flags.help) {
+    console.log(`${PRETRAIN_USAGE}\n\noptions:\n${formatFlags(PRETRAIN_FLAGS)}\n\npresets:\n${presetList()}`);
+    return 0;
+  }
+  if (flags.presets) {
+    console.log(presetList());
+    return 0;
+  }
+  const bad = positionals.find((p) => !p.includes("="));
+  if (bad !== undefined) {
+    console.error(`seer pretrain: unexpected argument '${bad}' (overrides are key=value)`);
+    return 2;
+  }
+
+  let config: PretrainConfig;
+  let name: string;
+  try {
+    ({ config, name } = resolvePretrainConfig(flags.config as string, positionals, {
+      data: flags.data as string | undefined, threads: flags.threads as number | undefined,
+    }));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`seer pretrain: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const outDir = (flags.out as string | undefined) ?? path.join("runs", name);
+  console.log(describeConfig(config, name));
+  console.log(`out        ${outDir}`);
+  if (flags["dry-run"]) return 0;
+
+  // libgomp reads its wait policy once, when libtorch loads: a spinning policy makes a shared machine's step
+  // times swing several-fold (the benchmarks do the same). The user's own setting wins.
+  process.env.OMP_WAIT_POLICY ??= "PASSIVE";
+  const { pretrain, NonFiniteLossError, fmtPct } = await import("./trainer");
+  try {
+    const r = await pretrain({ config, outDir, name, force: flags.force === true, progress: flags["no-progress"] !== true });
+    if (r.status === "interrupted") return 130;
+    console.log(
+      `done       ${r.step} iterations` + (r.resumedFrom > 0 ? ` (resumed at ${r.resumedFrom})` : "") +
+        ` in ${fmtDuration(r.wallSeconds)} (training ${fmtDuration(r.trainSeconds)}, ${r.imagesPerS.toFixed(1)} images/s); final loss ${r.lastLoss?.toFixed(4) ?? "-"}`,
+    );
+    if (r.knnFinal !== undefined) {
+      const gain = r.knnRandomInit !== undefined ? ` (${((r.knnFinal - r.knnRandomInit) * 100 >= 0 ? "+" : "")}${((r.knnFinal - r.knnRandomInit) * 100).toFixed(1)} points)` : "";
+      console.log(`knn        top-1 (k ${config.knn.k}, T ${config.knn.temperature}) on ${config.knn.testSource}: random init ${fmtPct(r.knnRandomInit)} -> pretrained ${fmtPct(r.knnFinal)}${gain}`);
+    }
+    console.log(`weights    ${r.backboneFile} (trunk, torchvision names); checkpoints and metrics.jsonl in ${r.outDir}`);
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`seer pretrain: ${e.message}`);
+      return 2;
+    }
+    console.error(`seer pretrain: ${(e as Error).message}`);
+    if (!(e instanceof NonFiniteLossError) && process.env.SEERKIT_DEBUG) console.error((e as Error).stack);
+    return 1;
+  }
+}
+
+function presetList(): string {
+  return Object.keys(PRETRAIN_PRESETS)
+    .map((n) => `  ${n.padEnd(20)} ${PRESET_NOTES[n] ?? ""}${n === DEFAULT_PRESET ? " (default)" : ""}`)
+    .join("\n");
+}

@@ -1,0 +1,641 @@
+// The pretraining loop: SwAV or SimCLR on a RegNet/ResNet trunk, single process, resumable bit for bit.
+//
+// One readable loop in the order of facebookresearch/swav main_swav.py `train()` (and VISSL's SwAV hooks, which
+// SEER uses):
+//
+//   for each iteration:
+//     lr = lr_schedule[iteration]                          (precomputed: linear warmup, then cosine)
+//     loss = model(crops)                                  (the queue is used and filled inside, swav's order)
+//     if the loss is not finite: save the last good state, stop with a message naming the step and the loss
+//     backward; drop the prototype gradients while frozen (swav freeze_prototypes_niters / VISSL
+//     TEMP_FROZEN_PARAMS_ITER_MAP); optimizer step (LARC around SGD, apex LARC as SwAV/SEER)
+//     re-normalize the prototypes (VISSL NormalizePrototypesHook.on_update; swav does it before each forward)
+//     log, checkpoint, kNN monitor
+//
+// The learning rate is given per 256 images and scaled linearly with the batch (VISSL auto_scale, Goyal et al.
+// 2017). Not reproduced here: several processes (SyncBN, all-reduced Sinkhorn / gathered negatives, sharded
+// queues), mixed precision and activation checkpointing.
+//
+// Checkpoints (train/checkpoint.ts) hold the whole model (trunk, head, prototypes, BN statistics), the optimizer's
+// momentum buffers and step count, the SwAV queue, and as JSON the step, the data sampler's position (epoch and
+// images handed out, so a resumed run continues mid-epoch), the config and the seed. `pretrain()` resumes by itself
+// from the newest intact checkpoint of its run folder, and refuses when the folder's saved config differs in a key
+// that changes the run (unless `force`). Everything random is seeded and keyed by position (weights' init by
+// run.seed; crops and order by (seed, epoch, image); libtorch's generator re-seeded each iteration), so on the CPU
+// with the same threads a run killed at any point and resumed ends with exactly the weights of an uninterrupted
+// run. SIGINT/SIGTERM finish the current iteration, save a checkpoint and return status "interrupted".
+//
+// The run folder: config.json (the resolved config), metrics.jsonl (metrics.ts), checkpoint-<step>/ (the last
+// run.keep), and at the end backbone.safetensors (the trunk alone, torchvision's names, with arch and stem in its
+// metadata, for `seer eval`) and summary.json.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Progress } from "../cli/progress";
+import { ConfigError } from "../config/overrides";
+import type { MultiCropBatch, MultiCropLoader } from "../data/loader";
+import type { CropGroup } from "../data/multicrop";
+import type { SamplerState } from "../data/sampler";
+import { disposeTensors, saveSafetensors } from "../io/safetensors";
+import { createModel, type BackboneModel } from "../models/registry";
+import type { Module } from "../nn/module";
+import {
+  LARC, SGD, isBiasOrNorm, lrArray, scaleLr, visslWarmupCosine, warmupCosine,
+  type OptimizerLike, type OptimizerStateDict, type ParamGroupInput, type SavedGroup, type SGDHyperparams,
+} from "../optim";
+import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
+import { keep, manualSeed, noGrad, setNumThreads, tidy, type Tensor } from "../tensor";
+import { CheckpointManager } from "./checkpoint";
+import { KnnMonitor } from "./knn_monitor";
+import { MetricsLog, ThroughputWindow, type MetricsLine } from "./metrics";
+import { configCrops, finalizePretrainConfig, modelOptions, runChangingDifferences, type PretrainConfig } from "./presets";
+import { openPretrainLoader } from "./pretrain_data";
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options and results
+
+/** Test and tooling hooks; a normal run sets none. */
+export interface TrainerHooks {
+  /** Sees each iteration's loss (0-based iteration) before the finiteness check and backward; may replace it. */
+  beforeBackward?: (iteration: number, loss: Tensor) => Tensor;
+}
+
+export interface PretrainOptions {
+  /** The run's configuration (validated here). */
+  config: PretrainConfig;
+  /** The run folder: checkpoints, metrics.jsonl, config.json, backbone.safetensors. */
+  outDir: string;
+  /** Preset or file name, for reports. */
+  name?: string;
+  /** Resume even if the folder's saved config differs in keys that change the run. */
+  force?: boolean;
+  /** Where report lines go (default console.log). */
+  log?: (line: string) => void;
+  /** Show the progress bar on stderr (default true). */
+  progress?: boolean;
+  /** Catch SIGINT/SIGTERM: finish the iteration, save, return "interrupted" (default true). */
+  handleSignals?: boolean;
+  hooks?: TrainerHooks;
+}
+
+export interface PretrainResult {
+  /** "completed": all iterations done; "interrupted": stopped by a signal after saving a checkpoint. */
+  status: "completed" | "interrupted";
+  /** Iterations completed. */
+  step: number;
+  totalSteps: number;
+  /** The checkpoint step this invocation resumed from (0 for a fresh run). */
+  resumedFrom: number;
+  outDir: string;
+  /** Wall time of this invocation, and of its training iterations alone. */
+  wallSeconds: number;
+  trainSeconds: number;
+  /** Images per second over this invocation's iterations. */
+  imagesPerS: number;
+  lastLoss?: number;
+  /** Top-1 kNN accuracy of the monitor for the random init and at the end (when the monitor is on). */
+  knnRandomInit?: number;
+  knnFinal?: number;
+  /** The last checkpoint folder written or loaded. */
+  checkpoint?: string;
+  /** The trunk's weights (completed runs). */
+  backboneFile?: string;
+}
+
+/** Raised when an iteration's loss is NaN or infinite; the last good state was saved first. */
+export class NonFiniteLossError extends Error {
+  override name = "NonFiniteLossError";
+  constructor(
+    /** The iteration that produced it, counted from 1 (metrics.jsonl's step). */
+    readonly step: number,
+    readonly loss: number,
+    /** The checkpoint holding the state before that iteration. */
+    readonly checkpoint: string,
+  ) {
+    super(
+      `the loss is ${loss} at step ${step}; training stopped before applying it. The state after step ${step - 1} is ` +
+        `saved in ${checkpoint}. Lower optim.baseLrPer256 (or lengthen the warmup) and resume with --force.`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The method: SwAV or SimCLR around the trunk
+
+interface Method {
+  /** The whole trained model (trunk, head, prototypes): its state dict is the checkpoint's model. */
+  module: Module;
+  backbone: BackboneModel;
+  /** The SwAV queue, if any (not part of the module's state dict). */
+  queue?: SwAVQueue;
+  /** The loss of one batch (crops grouped by resolution, crop-major). */
+  loss(crops: Tensor[], epoch: number): Tensor;
+  /** Between backward and the optimizer step. */
+  afterBackward(iteration: number): void;
+  /** After the optimizer step. */
+  afterStep(): void;
+}
+
+function buildMethod(c: PretrainConfig, crops: readonly CropGroup[]): Method {
+  manualSeed(c.run.seed); // the weights' init
+  const backbone = createModel(c.model.arch, modelOptions(c.model));
+  const W = backbone.numFeatures;
+  if (c.method === "simclr") {
+    const simclr = new SimCLR(backbone, {
+      head: new ProjectionHead([W, ...c.simclr.headDims], { batchNorm: c.simclr.headBatchNorm }),
+      loss: { temperature: c.simclr.temperature },
+    });
+    return {
+      module: simclr, backbone,
+      loss: (views) => simclr.forward(views[0]!), // (2B, 3, S, S): view 1 of every image, then view 2
+      afterBackward: () => {},
+      afterStep: () => {},
+    };
+  }
+  const s = c.swav;
+  const D = s.headDims[s.headDims.length - 1]!;
+  // swav: queue_length -= queue_length % (batch_size * world_size); one queue per assignment crop (0 and 1).
+  const queueLength = s.queueLength - (s.queueLength % c.data.batchSize);
+  const queue = queueLength > 0 ? new SwAVQueue(queueLength, D, s.queueStartEpoch, { numQueues: 2 }) : undefined;
+  const prototypes = new SwAVPrototypes(D, s.prototypes, { frozenUntilStep: s.freezePrototypesIters });
+  const swav = new SwAV(backbone, {
+    numCrops: crops.map((g) => g.count),
+    head: new ProjectionHead([W, ...s.headDims], { batchNorm: s.headBatchNorm }),
+    prototypes,
+    loss: { temperature: s.temperature, sinkhornIterations: s.sinkhornIterations, epsilon: s.epsilon },
+    queue,
+  });
+  prototypes.normalize(); // start on the unit sphere (swav normalizes before every forward)
+  return {
+    module: swav, backbone, queue,
+    loss: (cropsByResolution, epoch) => swav.forward(cropsByResolution, { epoch }).loss,
+    afterBackward: (iteration) => void prototypes.cancelGradIfFrozen(iteration),
+    afterStep: () => prototypes.normalize(),
+  };
+}
+
+/**
+ * SGD (momentum, weight decay) over named parameters, in LARC when configured. SwAV/SEER: one group, every
+ * parameter decayed and adapted. With excludeBiasAndNorm (SimCLR): biases and norm parameters get no weight decay
+ * (and no LARC adaptation).
+ */
+function buildOptimizer(c: PretrainConfig, module: Module, lr: number): OptimizerLike<SGDHyperparams> {
+  const named = module.namedParameters();
+  const o = c.optim;
+  const hyper = { lr, momentum: o.momentum, weightDecay: o.weightDecay };
+  if (o.larc) {
+    return new LARC(new SGD(named, hyper), { trustCoefficient: o.trustCoefficient, clip: o.clip, excludeBiasAndNorm: o.excludeBiasAndNorm });
+  }
+  if (!o.excludeBiasAndNorm) return new SGD(named, hyper);
+  const decayed = named.filter(([n, p]) => !isBiasOrNorm(n, p));
+  const plain = named.filter(([n, p]) => isBiasOrNorm(n, p));
+  const groups: ParamGroupInput<SGDHyperparams>[] = [{ params: decayed }];
+  if (plain.length > 0) groups.push({ params: plain, weightDecay: 0 });
+  return new SGD(groups, hyper);
+}
+
+/** The per-iteration learning rates (swav's lr_schedule array): warmup, then cosine. */
+function learningRates(c: PretrainConfig, totalSteps: number, itersPerEpoch: number | undefined): { lrs: Float64Array; peak: number; warmup: number } {
+  const o = c.optim;
+  const peak = scaleLr(o.baseLrPer256, c.data.batchSize);
+  if (o.warmupEpochs > 0 && itersPerEpoch === undefined) throw new ConfigError("optim.warmupEpochs: a stream has no epoch length; give the warmup in optim.warmupIters");
+  const warmup = o.warmupIters + Math.round(o.warmupEpochs * (itersPerEpoch ?? 0));
+  if (warmup >= totalSteps) throw new ConfigError(`optim.warmupIters: the warmup (${warmup} iterations) must be shorter than the run (${totalSteps})`);
+  const shape = { baseLr: peak, totalIters: totalSteps, warmupIters: warmup, startLr: peak * o.startLrRatio, finalLr: peak * o.finalLrRatio };
+  const schedule = o.cosine === "global" ? visslWarmupCosine(shape) : warmupCosine(shape);
+  return { lrs: lrArray(schedule, totalSteps), peak, warmup };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checkpoint state
+
+/** What state.json of a checkpoint holds (besides the checkpoint manager's own fields). */
+interface RunState {
+  format: "seerkit-pretrain-v1";
+  step: number;
+  totalSteps: number;
+  sampler: SamplerState;
+  config: PretrainConfig;
+  seed: number;
+  /** For `seer eval` (eval/backbone.ts reads arch and smallImageStem). */
+  arch: string;
+  smallImageStem: boolean;
+  modelOptions: Record<string, number | boolean>;
+  optimizer: { step: number; groups: SavedGroup<SGDHyperparams>[] };
+  queue?: { filled: number[] };
+  knnRandomInit?: number;
+  lastLoss?: number;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function asRunState(state: Record<string, unknown>, where: string): RunState {
+  const ok =
+    state["format"] === "seerkit-pretrain-v1" && typeof state["step"] === "number" && isRecord(state["sampler"]) &&
+    isRecord(state["config"]) && isRecord(state["optimizer"]) && Array.isArray((state["optimizer"] as Record<string, unknown>)["groups"]);
+  if (!ok) throw new Error(`${where} is not a seerkit pretraining checkpoint (state.json lacks step, sampler, config or optimizer)`);
+  return state as unknown as RunState;
+}
+
+const pad = (step: number): string => String(step).padStart(9, "0");
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
+  fs.renameSync(tmp, file);
+}
+
+/** A copy of the tensors a forward pass changes (BN running statistics, the queue), to undo a bad iteration. */
+interface ForwardSnapshot {
+  buffers: Tensor[];
+  queue?: { embeddings: Tensor; filled: number[] };
+}
+
+function snapshot(m: Method): ForwardSnapshot {
+  return noGrad(() => {
+    const buffers = m.module.namedBuffers().map(([, t]) => keep(t.clone()));
+    if (!m.queue) return { buffers };
+    const q = m.queue.state();
+    return { buffers, queue: { embeddings: keep(q.embeddings.clone()), filled: q.filled } };
+  });
+}
+
+function restore(m: Method, s: ForwardSnapshot): void {
+  noGrad(() => m.module.namedBuffers().forEach(([, t], i) => t.copy_(s.buffers[i]!)));
+  if (m.queue && s.queue) m.queue.loadState(s.queue);
+}
+
+function disposeSnapshot(s: ForwardSnapshot): void {
+  for (const t of s.buffers) t.dispose();
+  s.queue?.embeddings.dispose();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The run
+
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
+}
+
+/** Refuses a run folder whose saved config differs in keys that change the run (unless forced). */
+function checkRunFolder(outDir: string, config: PretrainConfig, force: boolean, log: (l: string) => void): void {
+  const file = path.join(outDir, "config.json");
+  if (!fs.existsSync(file)) return;
+  const saved = JSON.parse(fs.readFileSync(file, "utf8")) as unknown;
+  if (!isRecord(saved)) throw new ConfigError(`${file} is not a JSON object`);
+  const diffs = runChangingDifferences(saved, config);
+  if (diffs.length === 0) return;
+  const list = diffs.map((d) => `  ${d}`).join("\n");
+  if (!force) {
+    throw new ConfigError(
+      `${outDir} holds a run with another config; resuming it with this one would change the run:\n${list}\n` +
+        `Use another --out folder, the saved config (--config ${file}), or --force to resume with the new values.`,
+    );
+  }
+  log(`warning: --force: resuming ${outDir} with changed settings:\n${list}`);
+}
+
+/** Trains (or resumes) the run in `o.outDir` to the end, or until a signal; see the header. */
+export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
+  const run = await PretrainRun.open(o);
+  try {
+    run.resume();
+    await run.openMonitor();
+    await run.train();
+    return run.finish();
+  } finally {
+    await run.close();
+  }
+}
+
+/** One invocation of a run: what pretrain() builds, trains and closes, in that order. */
+class PretrainRun {
+  // What the run is.
+  private readonly log: (line: string) => void;
+  private readonly B: number;
+  // Where it is: iterations completed, the sampler position after them, and what the next checkpoint records.
+  private step = 0;
+  private startStep = 0;
+  private sampler: SamplerState;
+  private epoch = 0;
+  private lastLoss: number | undefined;
+  private knnRandomInit: number | undefined;
+  private knnFinal: number | undefined;
+  private checkpointDir: string | undefined;
+  private savedAt = -1;
+  private trainMs = 0;
+  private monitor: KnnMonitor | undefined;
+  private stopSignal: NodeJS.Signals | undefined;
+  private readonly removeSignalHandlers: (() => void)[] = [];
+
+  private constructor(
+    private readonly startedAt: number,
+    private readonly o: PretrainOptions,
+    private readonly config: Readonly<PretrainConfig>,
+    private readonly outDir: string,
+    private readonly crops: readonly CropGroup[],
+    private readonly loader: MultiCropLoader,
+    private readonly totalSteps: number,
+    private readonly method: Method,
+    private readonly optimizer: OptimizerLike<SGDHyperparams>,
+    private readonly lrs: Float64Array,
+    private readonly manager: CheckpointManager,
+    private readonly metrics: MetricsLog,
+  ) {
+    this.log = o.log ?? ((l: string) => console.log(l));
+    this.B = config.data.batchSize;
+    this.sampler = loader.state();
+  }
+
+  /** Validates the config, checks the run folder, and builds the data loader, the model, the optimizer and the schedule. */
+  static async open(o: PretrainOptions): Promise<PretrainRun> {
+    const startedAt = performance.now();
+    const log = o.log ?? ((l: string) => console.log(l));
+    const config = finalizePretrainConfig(structuredClone(o.config));
+    const outDir = path.resolve(o.outDir);
+    fs.mkdirSync(outDir, { recursive: true });
+    checkRunFolder(outDir, config, o.force ?? false, log);
+    setNumThreads(config.run.threads || defaultThreads());
+
+    const crops = configCrops(config);
+    const loader = await openPretrainLoader(config, crops);
+    try {
+      const itersPerEpoch = loader.batchesPerEpoch;
+      let totalSteps = config.schedule.iterations;
+      if (totalSteps === 0) {
+        if (itersPerEpoch === undefined) throw new ConfigError(`schedule.epochs: ${config.data.source} is a stream without a length; give the run's length in schedule.iterations`);
+        totalSteps = Math.max(1, Math.round(config.schedule.epochs * itersPerEpoch));
+      }
+      const { lrs, peak, warmup } = learningRates(config, totalSteps, itersPerEpoch);
+      const method = buildMethod(config, crops);
+      const optimizer = buildOptimizer(config, method.module, lrs[0]!);
+      const manager = new CheckpointManager(outDir, config.run.keep, (m) => log(`warning: ${m}`));
+      const metrics = new MetricsLog(path.join(outDir, "metrics.jsonl"));
+      log(
+        `run        ${outDir}: ${totalSteps} iterations` +
+          (itersPerEpoch !== undefined ? ` (${(totalSteps / itersPerEpoch).toFixed(2)} epochs of ${itersPerEpoch})` : "") +
+          `; ${loader.source.description}; peak lr ${peak.toPrecision(4)} after ${warmup} warmup iterations; ` +
+          `${(method.module.numParameters() / 1e6).toFixed(2)}M parameters (trunk ${(method.backbone.numParameters() / 1e6).toFixed(2)}M)`,
+      );
+      return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics);
+    } catch (e) {
+      await loader.close();
+      throw e;
+    }
+  }
+
+  /** Continues from the newest intact checkpoint of the run folder, if there is one; then records the config. */
+  resume(): void {
+    const latest = this.manager.loadLatest();
+    if (latest) {
+      const where = path.join(this.outDir, `checkpoint-${pad(latest.step)}`);
+      try {
+        const saved = asRunState(latest.state, where);
+        const changed = runChangingDifferences(saved.config, this.config);
+        if (changed.length > 0 && !this.o.force) {
+          throw new ConfigError(`${where} was saved by a run with another config (use --force to resume with this one):\n${changed.map((d) => `  ${d}`).join("\n")}`);
+        }
+        if (saved.totalSteps !== this.totalSteps && !this.o.force) {
+          throw new ConfigError(`${where} belongs to a run of ${saved.totalSteps} iterations, this one has ${this.totalSteps}; use --force to continue with the new length`);
+        }
+        if (saved.config.run.threads !== this.config.run.threads) {
+          this.log(`note: run.threads changed (${saved.config.run.threads} -> ${this.config.run.threads}): the run goes on, but not bit-identical to an uninterrupted one`);
+        }
+        this.method.module.loadStateDict(latest.model);
+        this.optimizer.loadStateDict(optimizerState(saved, latest.tensors));
+        if (this.method.queue) {
+          const embeddings = latest.tensors.get("queue.embeddings");
+          if (!embeddings || !saved.queue) throw new Error(`${where} has no SwAV queue, this run has one`);
+          this.method.queue.loadState({ embeddings, filled: saved.queue.filled });
+        }
+        this.loader.loadState(saved.sampler);
+        this.step = this.startStep = this.savedAt = saved.step;
+        this.sampler = saved.sampler;
+        this.epoch = saved.sampler.epoch;
+        this.knnRandomInit = saved.knnRandomInit;
+        this.lastLoss = saved.lastLoss;
+        this.checkpointDir = where;
+      } finally {
+        disposeTensors(latest.model);
+        disposeTensors(latest.tensors);
+      }
+      this.log(`resume     from ${where} (step ${this.step}, epoch ${this.sampler.epoch}, ${this.sampler.position} images into it)`);
+    }
+    writeJsonAtomic(path.join(this.outDir, "config.json"), this.config);
+    this.metrics.truncateAfter(this.step);
+  }
+
+  /** Decodes the kNN monitor's labelled sample and measures the random init (fresh runs). */
+  async openMonitor(): Promise<void> {
+    const k = this.config.knn;
+    if (!k.enabled) return;
+    const t = performance.now();
+    this.monitor = await KnnMonitor.open({
+      trainSource: k.trainSource, testSource: k.testSource, trainSamples: k.trainSamples, testSamples: k.testSamples,
+      imageSize: k.imageSize || this.crops[0]!.size, k: k.k, temperature: k.temperature, batchSize: k.batchSize, seed: this.config.run.seed,
+    });
+    if (this.knnRandomInit === undefined && this.step === 0) {
+      this.knnRandomInit = this.monitor.evaluate(this.method.backbone);
+      this.metrics.append({ step: 0, epoch: 0, knn: this.knnRandomInit });
+    }
+    this.log(`knn        ${this.monitor.testSize} test images against ${this.monitor.trainSize}; random init top-1 ${fmtPct(this.knnRandomInit)} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+  }
+
+  /** The loop: iterations until the end of the schedule or a signal. */
+  async train(): Promise<void> {
+    this.catchSignals();
+    const { config, totalSteps, B } = this;
+    const window = new ThroughputWindow();
+    const progress = (this.o.progress ?? true) ? new Progress(this.startStep > 0 ? `pretrain (resumed at ${this.startStep})` : "pretrain", totalSteps - this.startStep) : undefined;
+    let iterator: AsyncIterator<MultiCropBatch> | undefined;
+    let emptyEpochs = 0;
+    try {
+      while (this.step < totalSteps && !this.stopSignal) {
+        // The next batch (a new epoch when the loader's epoch has run out).
+        iterator ??= this.loader[Symbol.asyncIterator]();
+        const waitStart = performance.now();
+        const next = await iterator.next();
+        const waitMs = performance.now() - waitStart;
+        if (next.done) {
+          iterator = undefined;
+          if (++emptyEpochs > 1) throw new Error(`${this.loader.source.description}: no complete batch of ${B} images in an epoch`);
+          continue;
+        }
+        emptyEpochs = 0;
+        using batch = next.value;
+        const stepStart = performance.now();
+        const lr = this.lrs[this.step]!;
+        const loss = this.iteration(batch, lr);
+        this.trainMs += performance.now() - stepStart;
+        window.add(B, waitMs);
+
+        // Reports, kNN, checkpoints.
+        const { step } = this;
+        const done = step === totalSteps;
+        const knn = this.monitor && (done || (config.knn.every > 0 && step % config.knn.every === 0)) ? this.monitor.evaluate(this.method.backbone) : undefined;
+        if (done) this.knnFinal = knn;
+        if (step % config.run.logEvery === 0 || done || knn !== undefined) {
+          const { imagesPerS, dataWaitShare } = window.take();
+          const line: MetricsLine = { step, epoch: batch.epoch, loss, lr, images_per_s: round(imagesPerS, 2), data_wait_share: round(dataWaitShare, 4) };
+          if (knn !== undefined) line.knn = knn;
+          this.metrics.append(line);
+        }
+        progress?.update(step - this.startStep, `loss ${loss.toFixed(4)} lr ${lr.toPrecision(3)}${knn !== undefined ? ` knn ${fmtPct(knn)}` : ""}`);
+        if (knn !== undefined && !done) this.log(`knn        step ${step}: top-1 ${fmtPct(knn)}`);
+        if ((config.run.checkpointEvery > 0 && step % config.run.checkpointEvery === 0) || done) {
+          this.save(this.sampler);
+          window.reset(); // the save is not training time
+        }
+      }
+    } finally {
+      await iterator?.return?.(undefined);
+    }
+  }
+
+  /**
+   * One iteration on `batch` at learning rate `lr` (main_swav.py's loop body); returns its loss. A non-finite loss
+   * is not applied: the forward's side effects are undone, the state before it saved, and NonFiniteLossError thrown.
+   */
+  private iteration(batch: MultiCropBatch, lr: number): number {
+    const { method, optimizer } = this;
+    const iteration = this.step; // 0-based
+    this.optimizer.setLr(lr);
+    manualSeed(iterationSeed(this.config.run.seed, iteration)); // nothing here draws from it today; resumes stay exact if something does
+    const undo = snapshot(method);
+    try {
+      const loss = tidy(() => {
+        const l = method.loss(batch.crops, batch.epoch);
+        const checked = this.o.hooks?.beforeBackward ? this.o.hooks.beforeBackward(iteration, l) : l;
+        const value = checked.item();
+        if (!Number.isFinite(value)) return value; // nothing applied: no backward, no step
+        optimizer.zeroGrad();
+        checked.backward();
+        method.afterBackward(iteration);
+        optimizer.step();
+        method.afterStep();
+        return value;
+      });
+      if (!Number.isFinite(loss)) {
+        restore(method, undo); // this forward's BN statistics and queue writes
+        const dir = this.save({ seed: this.sampler.seed, epoch: batch.epoch, position: batch.step * this.B });
+        throw new NonFiniteLossError(iteration + 1, loss, dir);
+      }
+      this.step++;
+      this.lastLoss = loss;
+      this.epoch = batch.epoch;
+      this.sampler = { seed: this.sampler.seed, epoch: batch.epoch, position: (batch.step + 1) * this.B };
+      return loss;
+    } finally {
+      disposeSnapshot(undo);
+    }
+  }
+
+  /** Saves a checkpoint of the state after `this.step` iterations, with the sampler at `at`; returns its folder. */
+  private save(at: SamplerState): string {
+    const sd = this.optimizer.stateDict();
+    const tensors = new Map<string, Tensor>();
+    for (const [k, t] of sd.state) tensors.set(`optim.${k}`, t);
+    const q = this.method.queue?.state();
+    if (q) tensors.set("queue.embeddings", q.embeddings);
+    const { config } = this;
+    const state: RunState = {
+      format: "seerkit-pretrain-v1", step: this.step, totalSteps: this.totalSteps, sampler: at, config, seed: config.run.seed,
+      arch: config.model.arch, smallImageStem: config.model.smallImageStem, modelOptions: modelOptions(config.model),
+      optimizer: { step: sd.step, groups: sd.groups },
+      ...(q ? { queue: { filled: q.filled } } : {}),
+      ...(this.knnRandomInit !== undefined ? { knnRandomInit: this.knnRandomInit } : {}),
+      ...(this.lastLoss !== undefined ? { lastLoss: this.lastLoss } : {}),
+    };
+    this.checkpointDir = this.manager.save({ step: this.step, model: this.method.module.stateDict(), tensors, state: state as unknown as Record<string, unknown> });
+    this.savedAt = this.step;
+    return this.checkpointDir;
+  }
+
+  /** SIGINT/SIGTERM: finish the iteration, save, stop; a second signal exits at once. */
+  private catchSignals(): void {
+    if (!(this.o.handleSignals ?? true)) return;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (this.stopSignal) {
+        this.log(`\n${sig} again: exiting without a checkpoint`);
+        process.exit(130);
+      }
+      this.stopSignal = sig;
+      this.log(`\n${sig}: finishing the current iteration, then saving a checkpoint (send it again to exit at once)`);
+    };
+    for (const sig of ["SIGINT", "SIGTERM"] as const) {
+      process.on(sig, onSignal);
+      this.removeSignalHandlers.push(() => process.off(sig, onSignal));
+    }
+  }
+
+  /** After the loop: a checkpoint on interruption; at the end, the final kNN, backbone.safetensors and summary.json. */
+  finish(): PretrainResult {
+    if (this.stopSignal && this.step < this.totalSteps) {
+      if (this.savedAt !== this.step && this.step > 0) this.save(this.sampler);
+      this.log(
+        `interrupted by ${this.stopSignal} at step ${this.step} of ${this.totalSteps} (epoch ${this.epoch}); ` +
+          (this.checkpointDir ? `saved ${this.checkpointDir}. Run the same command to resume.` : "nothing trained yet, nothing saved."),
+      );
+      return this.result("interrupted");
+    }
+    if (this.savedAt !== this.step) this.save(this.sampler);
+    if (this.monitor && this.knnFinal === undefined) this.knnFinal = this.monitor.evaluate(this.method.backbone); // resumed at the end
+    const backboneFile = path.join(this.outDir, "backbone.safetensors");
+    const { config } = this;
+    saveSafetensors(backboneFile, this.method.backbone.stateDict(), {
+      format: "pt", arch: config.model.arch, smallImageStem: String(config.model.smallImageStem),
+      modelOptions: JSON.stringify(modelOptions(config.model)), method: config.method, step: String(this.step),
+    });
+    const r = this.result("completed", backboneFile);
+    writeJsonAtomic(path.join(this.outDir, "summary.json"), r);
+    return r;
+  }
+
+  private result(status: PretrainResult["status"], backboneFile?: string): PretrainResult {
+    const trainSeconds = this.trainMs / 1000;
+    const out: PretrainResult = {
+      status, step: this.step, totalSteps: this.totalSteps, resumedFrom: this.startStep, outDir: this.outDir,
+      wallSeconds: round((performance.now() - this.startedAt) / 1000, 2), trainSeconds: round(trainSeconds, 2),
+      imagesPerS: round(trainSeconds > 0 ? ((this.step - this.startStep) * this.B) / trainSeconds : 0, 2),
+    };
+    if (this.lastLoss !== undefined) out.lastLoss = this.lastLoss;
+    if (this.knnRandomInit !== undefined) out.knnRandomInit = this.knnRandomInit;
+    if (this.knnFinal !== undefined) out.knnFinal = this.knnFinal;
+    if (this.checkpointDir !== undefined) out.checkpoint = this.checkpointDir;
+    if (backboneFile !== undefined) out.backboneFile = backboneFile;
+    return out;
+  }
+
+  /** Frees everything the run holds and stops the loader; removes the signal handlers. */
+  async close(): Promise<void> {
+    for (const remove of this.removeSignalHandlers) remove();
+    this.monitor?.dispose();
+    this.method.queue?.dispose();
+    this.optimizer.dispose();
+    this.method.module.dispose();
+    await this.loader.close();
+  }
+}
+
+/** The optimizer state dict a checkpoint holds: JSON groups and step, tensors under "optim.". */
+function optimizerState(saved: RunState, tensors: Map<string, Tensor>): OptimizerStateDict<SGDHyperparams> {
+  const state = new Map<string, Tensor>();
+  for (const [k, t] of tensors) if (k.startsWith("optim.")) state.set(k.slice("optim.".length), t);
+  return { step: saved.optimizer.step, groups: saved.optimizer.groups, state };
+}
+
+/** libtorch's generator seed for an iteration: a pure function of (seed, iteration), so a resume draws the same. */
+function iterationSeed(seed: number, iteration: number): number {
+  return (seed * 1_000_003 + iteration) % Number.MAX_SAFE_INTEGER;
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+export function fmtPct(v: number | undefined): string {
+  return v === undefined ? "-" : `${(100 * v).toFixed(1)}%`;
+}

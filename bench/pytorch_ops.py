@@ -31,7 +31,7 @@ ops = {
 
 
 def small_cnn():
-    # Same layers and sizes as src/bench/ops_bench.ts smallCnn().
+    # Same layers and sizes as smallCnn() in src/models/small_cnn.ts.
     return nn.Sequential(
         nn.Conv2d(3, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
         nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),

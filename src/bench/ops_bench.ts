@@ -5,7 +5,7 @@
 // PyTorch's side is bench/pytorch_ops.py, run with Debian's python3-torch.
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from "../nn";
+import { smallCnn } from "../models/small_cnn";
 import { crossEntropy } from "../nn/functional";
 import { SGD } from "../optim";
 import { getNumThreads, manualSeed, randint, randn, setNumThreads, tidy, torchVersion, zeros } from "../tensor";
@@ -43,16 +43,6 @@ function perCallUs(fn: () => void, n: number): number {
   const t = process.hrtime.bigint();
   for (let i = 0; i < n; i++) fn();
   return Number(process.hrtime.bigint() - t) / 1e3 / n;
-}
-
-/** Same layers as small_cnn() in bench/pytorch_ops.py. */
-export function smallCnn(): Sequential {
-  return new Sequential(
-    new Conv2d(3, 32, 3, { padding: 1, bias: false }), new BatchNorm2d(32), new ReLU(),
-    new Conv2d(32, 64, 3, { stride: 2, padding: 1, bias: false }), new BatchNorm2d(64), new ReLU(),
-    new Conv2d(64, 128, 3, { stride: 2, padding: 1, bias: false }), new BatchNorm2d(128), new ReLU(),
-    new AdaptiveAvgPool2d(1), new Flatten(), new Linear(128, 10),
-  );
 }
 
 function benchSeerkit(o: OpsBenchOptions): EngineResult {

@@ -1,7 +1,8 @@
 // The demo that `seer demo` runs until pretraining lands: a small CNN trained with labels on real images
 // (Fashion-MNIST from Debian's dataset-fashion-mnist), test accuracy before and after. It exercises the whole
 // engine path a pretraining run uses: data to tensors, conv/BN forward, cross-entropy, backward, SGD, schedules.
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential } from "../nn";
+import type { Sequential } from "../nn";
+import { smallCnn } from "../models/small_cnn";
 import { crossEntropy } from "../nn/functional";
 import { SGD, warmupCosine } from "../optim";
 import { loadFashionMnist, type LabelledImages } from "../data/idx";
@@ -28,15 +29,6 @@ export interface DemoResult {
 // Fashion-MNIST pixel mean and std over the train split (of x/255).
 const MEAN = 0.286;
 const STD = 0.353;
-
-function smallCnn(): Sequential {
-  return new Sequential(
-    new Conv2d(1, 32, 3, { padding: 1, bias: false }), new BatchNorm2d(32), new ReLU(),
-    new Conv2d(32, 64, 3, { stride: 2, padding: 1, bias: false }), new BatchNorm2d(64), new ReLU(),
-    new Conv2d(64, 128, 3, { stride: 2, padding: 1, bias: false }), new BatchNorm2d(128), new ReLU(),
-    new AdaptiveAvgPool2d(1), new Flatten(), new Linear(128, 10),
-  );
-}
 
 /** uint8 (N, 28, 28) pixels and labels as tensors: images (N, 1, 28, 28) uint8, labels (N) int64. */
 function toTensors(set: LabelledImages): { images: Tensor; labels: Tensor } {
@@ -71,7 +63,7 @@ export function runSupervisedDemo(o: DemoOptions, log: (s: string) => void = con
   manualSeed(o.seed);
   const train = toTensors(loadFashionMnist("train"));
   const test = toTensors(loadFashionMnist("test"));
-  const model = smallCnn();
+  const model = smallCnn(1);
   const opt = new SGD(model.namedParameters(), { lr: o.lr, momentum: 0.9, weightDecay: 5e-4, nesterov: true });
   const lrAt = warmupCosine({ baseLr: o.lr, warmupIters: Math.round(o.steps * 0.05), totalIters: o.steps, startLr: o.lr * 0.1, finalLr: 0 });
 

@@ -1,4 +1,5 @@
 // Process-wide state (threads, seeds, grad mode, live handles), tensor metadata, data in and out, and autograd.
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/autocast_mode.h>
@@ -75,6 +76,24 @@ SEER_FN(setAutocastCuda) {
 SEER_FN(cudaSynchronize) {
 #if SEERKIT_WITH_CUDA
   c10::cuda::device_synchronize();
+#endif
+  return seer::undef(a.env);
+}
+
+// cuDNN autotuning (torch.backends.cudnn.benchmark) and TF32 for cuBLAS matmuls and cuDNN convolutions
+// (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32): (benchmark, tf32). Process-wide, as in
+// PyTorch; harmless without CUDA.
+SEER_FN(setCudaBackendFlags) {
+  at::globalContext().setBenchmarkCuDNN(a.b(0));
+  at::globalContext().setAllowTF32CuBLAS(a.b(1));
+  at::globalContext().setAllowTF32CuDNN(a.b(1));
+  return seer::undef(a.env);
+}
+
+// Starts a new peak for cudaMemory (torch.cuda.reset_peak_memory_stats); no-op without CUDA.
+SEER_FN(cudaResetPeak) {
+#if SEERKIT_WITH_CUDA
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<int>(a.i64(0)));
 #endif
   return seer::undef(a.env);
 }

@@ -1,7 +1,7 @@
 // `seer bench step`: images/s of a full SSL training step (forward, loss, backward, optimizer), seerkit against
 // PyTorch eager side by side in one run.
 //
-// The step is /work/shared/anchors/pytorch_cpu_step.py's, so the two numbers compare like for like: random crops
+// On the CPU the step is /work/shared/anchors/pytorch_cpu_step.py's, so the two numbers compare like for like: random crops
 // (2xBIG + NSMALLxSMALL, each resolution one trunk pass) -> trunk without classifier -> head Linear(d, 2048) + BN1d +
 // ReLU + Linear(2048, 128) -> L2 normalize -> 3000 bias-free prototypes (rows re-normalized every step) -> SwAV
 // swapped prediction (Sinkhorn 3 iterations, ε 0.05, τ 0.1, codes from the two large crops) -> backward ->
@@ -9,6 +9,13 @@
 // (τ 0.1) over two views instead; the anchor has no SimCLR step, so only seerkit's number is printed then.
 // What differs: the anchor sums the swapped-prediction terms where SwAV (and seerkit) average them; the cost is
 // the same.
+//
+// On CUDA the step is pytorch_gpu_step.py's: head d-8192-BN-ReLU-8192-BN-ReLU-256 (SEER's), 16,384 prototypes,
+// SimCLR τ 0.1, bf16 autocast, channels-last weights and crops, cuDNN autotuning and TF32; peak memory is the
+// caching allocator's peak over the warm-up and timed steps on both sides. That script takes no arguments and
+// times all its models in one go, so it runs once (or its saved output is given with --anchor-log) and the line
+// for this arch, method and batch is taken from it. GPU steps are not synchronized one by one (nor are the
+// anchor's): the clock stops after a device synchronize at the end.
 //
 // Rounds alternate the engines (seerkit's timed steps, then one run of the anchor script, ...) and each engine's
 // figure is its best round, which damps a machine shared with other processes. Both run with OpenMP's passive
@@ -31,14 +38,20 @@ export interface StepBenchOptions {
   /** Crop spec, e.g. "2x64+4x32" (SimCLR: "2xS"). */
   crops: string;
   threads: number;
-  /** Where seerkit runs ("cpu", "cuda:0"); the anchor is CPU only. */
+  /** Where seerkit runs ("cpu", "cuda:0"). */
   device: string;
+  /** "fp32", or "bf16" (CUDA autocast). */
+  precision: "fp32" | "bf16";
+  /** Weights and crops channels-last (NHWC). */
+  channelsLast: boolean;
   /** Timed steps per round (after 2 untimed ones, as the anchor). */
   steps: number;
   /** Rounds, alternating engines; the best round counts. */
   rounds: number;
   /** The anchor script, or undefined to skip it. */
   anchor?: string;
+  /** A saved output of the GPU anchor script, read instead of running it. */
+  anchorLog?: string;
   python: string;
 }
 
@@ -48,6 +61,8 @@ export interface EngineTiming {
   images_per_s: number;
   /** step_ms of every round. */
   rounds_ms: number[];
+  /** CUDA only: the caching allocator's peak, GiB. */
+  peak_gib?: number;
 }
 
 export interface StepBenchResult {
@@ -57,6 +72,8 @@ export interface StepBenchResult {
   crops: string;
   threads: number;
   device: string;
+  precision: "fp32" | "bf16";
+  channelsLast: boolean;
   steps: number;
   rounds: number;
   seerkit: EngineTiming;
@@ -75,13 +92,18 @@ function anchorCrops(crops: readonly CropGroup[]): { big: number; small: number;
   return { big: crops[0]!.size, small: crops[1]?.size ?? crops[0]!.size, nsmall: crops[1]?.count ?? 0 };
 }
 
-/** The default anchor location: <repo>/../shared/anchors/pytorch_cpu_step.py. */
-export function defaultAnchorPath(): string {
-  return path.resolve(PACKAGE_ROOT, "..", "shared", "anchors", "pytorch_cpu_step.py");
+/** The default anchor location: <repo>/../shared/anchors/pytorch_{cpu,gpu}_step.py. */
+export function defaultAnchorPath(device = "cpu"): string {
+  return path.resolve(PACKAGE_ROOT, "..", "shared", "anchors", device === "cpu" ? "pytorch_cpu_step.py" : "pytorch_gpu_step.py");
+}
+
+/** Each anchor's head widths after the trunk, prototype count and SimCLR temperature (see the header). */
+function anchorRecipe(device: string): { head: number[]; prototypes: number } {
+  return device === "cpu" ? { head: [2048, 128], prototypes: 3000 } : { head: [8192, 8192, 256], prototypes: 16384 };
 }
 
 /** seerkit's step: builds the model once and returns a function that times `steps` steps (ms per step). */
-async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]): Promise<{ time: () => number; engine: string; dispose: () => void }> {
+async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]): Promise<{ time: () => number; engine: string; peakGiB: () => number | undefined; dispose: () => void }> {
   const T = await import("../tensor");
   const { createModel } = await import("../models/registry");
   const { ProjectionHead, SimCLR, SwAV, SwAVPrototypes } = await import("../ssl");
@@ -89,13 +111,19 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
   T.setNumThreads(o.threads);
   T.manualSeed(0);
   const device = T.checkDevice(o.device);
+  if (device !== "cpu" && !T.cudaAvailable()) throw new UsageError(`--device ${device}: this libtorch (${T.torchVersion()}) sees no CUDA device`);
+  if (device === "cpu" && o.precision !== "fp32") throw new UsageError("--precision bf16 is CUDA autocast; on the CPU use fp32");
+  const cuda = device !== "cpu";
+  if (cuda) T.setCudaBackend({ cudnnBenchmark: true, allowTf32: true });
+  const recipe = anchorRecipe(device);
   const backbone = createModel(o.arch, { numClasses: 0 });
-  const head = new ProjectionHead([backbone.numFeatures, 2048, 128], { batchNorm: true });
+  const head = new ProjectionHead([backbone.numFeatures, ...recipe.head], { batchNorm: true });
+  const embDim = recipe.head[recipe.head.length - 1]!;
   let forward: (inputs: import("../tensor").Tensor[]) => import("../tensor").Tensor;
   let model: import("../nn/module").Module;
   let prototypes: InstanceType<typeof SwAVPrototypes> | undefined;
   if (o.method === "swav") {
-    prototypes = new SwAVPrototypes(128, 3000, { frozenUntilStep: 0 });
+    prototypes = new SwAVPrototypes(embDim, recipe.prototypes, { frozenUntilStep: 0 });
     const swav = new SwAV(backbone, { numCrops: crops.map((g) => g.count), head, prototypes, loss: { sinkhornIterations: 3, epsilon: 0.05, temperature: 0.1 } });
     model = swav;
     forward = (inputs) => swav.forward(inputs).loss;
@@ -105,28 +133,38 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
     forward = (inputs) => simclr.forward(inputs[0]!);
   }
   model.to(device);
+  if (o.channelsLast) model.channelsLast();
   model.train();
   const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-6 });
-  const inputs = crops.map((g) => T.keep(T.randn([g.count * o.batch, 3, g.size, g.size], { device }))); // crop-major groups
+  // Crop-major groups (count x batch, 3, S, S), one trunk pass each.
+  const inputs = crops.map((g) => T.keep(T.tidy(() => {
+    const x = T.randn([g.count * o.batch, 3, g.size, g.size], { device });
+    return o.channelsLast ? x.channelsLast() : x;
+  })));
   const swavPrototypes = prototypes;
-  const step = (): number =>
+  const autocast = o.precision === "bf16" ? "bfloat16" : null;
+  const step = (): void =>
     T.tidy(() => {
       swavPrototypes?.normalize(); // the anchor re-normalizes before each forward
-      const loss = forward(inputs);
+      const loss = T.withAutocast(autocast, () => forward(inputs));
       opt.zeroGrad();
       loss.backward();
       opt.step();
-      return loss.item(); // a sync point, as the anchor's loss.item()
+      if (!cuda) loss.item(); // a sync point per step, as the CPU anchor's loss.item(); on CUDA, one at the end
     });
-  step();
-  step(); // untimed, as the anchor
+  if (cuda) T.resetCudaPeak(device);
+  const warmup = cuda ? 4 : 2; // untimed, as the anchors
+  for (let i = 0; i < warmup; i++) step();
   return {
-    engine: `seerkit (libtorch ${T.torchVersion()}, ${device})`,
+    engine: `seerkit (libtorch ${T.torchVersion()}, ${device}${autocast ? ", bf16 autocast" : ""}${o.channelsLast ? ", channels-last" : ""})`,
     time: () => {
+      T.cudaSynchronize();
       const t = process.hrtime.bigint();
       for (let i = 0; i < o.steps; i++) step();
+      T.cudaSynchronize();
       return Number(process.hrtime.bigint() - t) / 1e6 / o.steps;
     },
+    peakGiB: () => (cuda ? T.cudaMemory(device).peak / 2 ** 30 : undefined),
     dispose: () => {
       for (const t of inputs) t.dispose();
       opt.dispose();
@@ -146,6 +184,25 @@ function runAnchor(o: StepBenchOptions, a: { big: number; small: number; nsmall:
   return { ms: Number(m[1]), engine };
 }
 
+/**
+ * The GPU anchor's line for this arch, method and batch, from its whole output, e.g.
+ * "regnet_y_8gf     swav   bs= 128 crops=8 step=  245.0 ms  images/s=   522.0  peak= 34.2 GiB".
+ */
+export function parseGpuAnchorLine(output: string, arch: string, method: string, batch: number): { ms: number; peakGiB: number } | string {
+  for (const line of output.split("\n")) {
+    const m = /^(\S+)\s+(swav|simclr)\s+bs=\s*(\d+)\s+crops=\d+\s+step=\s*([0-9.]+) ms.*peak=\s*([0-9.]+) GiB/.exec(line.trim());
+    if (m && m[1] === arch && m[2] === method && Number(m[3]) === batch) return { ms: Number(m[4]), peakGiB: Number(m[5]) };
+  }
+  const failed = output.split("\n").find((l) => l.startsWith(`${arch} ${method} failed`));
+  return failed ?? `the GPU anchor has no line for ${arch} ${method} batch ${batch} (it times resnet50, regnet_y_800mf/8gf/16gf/32gf at its own batches)`;
+}
+
+/** The GPU anchor's output: the saved log, or one run of the script. */
+function gpuAnchorOutput(o: StepBenchOptions): string {
+  if (o.anchorLog !== undefined) return fs.readFileSync(o.anchorLog, "utf8");
+  return execFileSync(o.python, [o.anchor!], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
 /** Times seerkit's step and the anchor's, alternating rounds. */
 export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult> {
   for (const [k, v] of [["batch", o.batch], ["threads", o.threads], ["steps", o.steps], ["rounds", o.rounds]] as const) {
@@ -160,52 +217,71 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
   if (o.method === "simclr" && (crops.length !== 1 || crops[0]!.count !== 2)) throw new UsageError(`--crops: SimCLR takes two views of one size (e.g. 2x64), got ${o.crops}`);
   if (o.method === "swav" && crops[0]!.count < 2) throw new UsageError(`--crops: SwAV needs 2 large crops first, got ${o.crops}`);
 
+  const cpu = o.device === "cpu";
   let note: string | undefined;
   const fit = anchorCrops(crops);
-  if (o.method !== "swav") note = "the anchor times SwAV only";
-  else if (typeof fit === "string") note = fit;
-  else if (!o.device.startsWith("cpu")) note = "the anchor runs on the CPU only";
-  else if (o.anchor === undefined || !fs.existsSync(o.anchor)) note = `no anchor script at ${o.anchor ?? defaultAnchorPath()} (give it with --anchor PATH)`;
-  const withAnchor = note === undefined;
+  if (cpu && o.method !== "swav") note = "the CPU anchor times SwAV only";
+  else if (cpu && typeof fit === "string") note = fit;
+  else if (o.anchorLog === undefined && (o.anchor === undefined || !fs.existsSync(o.anchor))) {
+    note = `no anchor script at ${o.anchor ?? defaultAnchorPath(o.device)} (give it with --anchor PATH)`;
+  }
 
   const loadAverage = os.loadavg()[0]!;
   const ours = await seerkitStepper(o, crops);
   const oursMs: number[] = [];
   const anchorMs: number[] = [];
   let anchorEngine = "pytorch-eager";
+  let anchorPeak: number | undefined;
+  let oursPeak: number | undefined;
   try {
     for (let r = 0; r < o.rounds; r++) {
       oursMs.push(ours.time());
-      if (withAnchor) {
+      if (note !== undefined) continue;
+      if (cpu) {
         const a = runAnchor(o, fit as { big: number; small: number; nsmall: number });
         anchorMs.push(a.ms);
         anchorEngine = a.engine;
       }
     }
+    oursPeak = ours.peakGiB();
   } finally {
     ours.dispose();
   }
-  const timing = (engine: string, ms: number[]): EngineTiming => {
+  if (!cpu && note === undefined) {
+    // After seerkit's model is freed: the anchor process needs the GPU's memory to itself.
+    const a = parseGpuAnchorLine(gpuAnchorOutput(o), o.arch, o.method, o.batch);
+    if (typeof a === "string") note = a;
+    else {
+      anchorMs.push(a.ms);
+      anchorPeak = a.peakGiB;
+      anchorEngine = "pytorch-eager (bf16 autocast, channels-last)";
+    }
+  }
+  const timing = (engine: string, ms: number[], peak?: number): EngineTiming => {
     const best = Math.min(...ms);
-    return { engine, step_ms: best, images_per_s: (o.batch * 1000) / best, rounds_ms: ms };
+    return { engine, step_ms: best, images_per_s: (o.batch * 1000) / best, rounds_ms: ms, ...(peak !== undefined ? { peak_gib: peak } : {}) };
   };
   const result: StepBenchResult = {
     arch: o.arch, method: o.method, batch: o.batch, crops: o.crops, threads: o.threads, device: o.device,
-    steps: o.steps, rounds: o.rounds, seerkit: timing(ours.engine, oursMs), loadAverage,
+    precision: o.precision, channelsLast: o.channelsLast,
+    steps: o.steps, rounds: o.rounds, seerkit: timing(ours.engine, oursMs, oursPeak), loadAverage,
   };
-  if (withAnchor) {
-    result.pytorch = timing(`${anchorEngine} (torchvision ${o.arch}, ${o.anchor})`, anchorMs);
+  if (note === undefined) {
+    result.pytorch = timing(`${anchorEngine} (torchvision ${o.arch}, ${o.anchorLog ?? o.anchor})`, anchorMs, anchorPeak);
     result.ratio = result.seerkit.images_per_s / result.pytorch.images_per_s;
   } else result.note = note;
   return result;
 }
 
 export function formatStepBench(r: StepBenchResult): string {
+  const recipe = anchorRecipe(r.device);
+  const head = `d-${recipe.head.join("-BN-")}`;
   const what = r.method === "swav"
-    ? "SwAV step (head d-2048-BN-128, 3000 prototypes, Sinkhorn 3, SGD momentum 0.9)"
-    : "SimCLR step (head d-2048-BN-128, NT-Xent τ 0.1, SGD momentum 0.9)";
+    ? `SwAV step (head ${head}, ${recipe.prototypes} prototypes, Sinkhorn 3, SGD momentum 0.9)`
+    : `SimCLR step (head ${head}, NT-Xent τ 0.1, SGD momentum 0.9)`;
   const row = (label: string, e: EngineTiming): string =>
-    `  ${label.padEnd(14)} ${e.step_ms.toFixed(1).padStart(9)} ms/step ${e.images_per_s.toFixed(1).padStart(8)} images/s  rounds [${e.rounds_ms.map((m) => m.toFixed(0)).join(", ")}] ms  ${e.engine}`;
+    `  ${label.padEnd(14)} ${e.step_ms.toFixed(1).padStart(9)} ms/step ${e.images_per_s.toFixed(1).padStart(8)} images/s` +
+    `${e.peak_gib !== undefined ? `  peak ${e.peak_gib.toFixed(1)} GiB` : ""}  rounds [${e.rounds_ms.map((m) => m.toFixed(0)).join(", ")}] ms  ${e.engine}`;
   const lines = [
     `${what}: ${r.arch}, batch ${r.batch}, crops ${r.crops}, ${r.threads} threads, ${r.device}; best of ${r.rounds} rounds of ${r.steps} steps (load average ${r.loadAverage.toFixed(2)})`,
     row("seerkit", r.seerkit),
@@ -223,11 +299,14 @@ export const STEP_BENCH_FLAGS: Record<string, FlagSpec> = {
   batch: { type: "number", help: "images per step", default: 64 },
   crops: { type: "string", help: "crops per image, e.g. 2x64+4x32 (SimCLR: 2x64)", default: "2x64+4x32" },
   threads: { type: "number", help: "intra-op threads, both engines", default: 2 },
-  device: { type: "string", help: "where seerkit runs (cpu, cuda:0); the anchor is CPU only", default: "cpu" },
+  device: { type: "string", help: "where seerkit runs (cpu, cuda:0)", default: "cpu" },
+  precision: { type: "string", help: "fp32, or bf16 (CUDA autocast); auto: bf16 on CUDA, fp32 on the CPU", default: "auto" },
+  layout: { type: "string", help: "nchw, or nhwc (channels-last); auto: nhwc on CUDA, nchw on the CPU", default: "auto" },
   steps: { type: "number", help: "timed steps per round (after 2 untimed)", default: 5 },
   rounds: { type: "number", help: "rounds alternating the engines (best of)", default: 2 },
-  anchor: { type: "string", help: "the PyTorch anchor script (default <repo>/../shared/anchors/pytorch_cpu_step.py)" },
-  python: { type: "string", help: "python with torch and torchvision for the anchor", default: "/usr/bin/python3" },
+  anchor: { type: "string", help: "the PyTorch anchor script (default <repo>/../shared/anchors/pytorch_cpu_step.py, or pytorch_gpu_step.py on CUDA)" },
+  "anchor-log": { type: "string", help: "CUDA: a saved output of pytorch_gpu_step.py, read instead of running it" },
+  python: { type: "string", help: "python with torch and torchvision for the anchor (default /usr/bin/python3 on the CPU, python3 on CUDA)" },
   json: { type: "boolean", help: "print JSON" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -243,11 +322,18 @@ export async function stepBenchCommand(argv: string[]): Promise<number> {
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const method = flags.method as string;
     if (method !== "swav" && method !== "simclr") throw new UsageError(`--method: expected swav or simclr but got '${method}'`);
+    const device = flags.device as string;
+    const cpu = device === "cpu";
+    const precision = flags.precision === "auto" ? (cpu ? "fp32" : "bf16") : (flags.precision as string);
+    if (precision !== "fp32" && precision !== "bf16") throw new UsageError(`--precision: expected fp32, bf16 or auto but got '${precision}'`);
+    const layout = flags.layout === "auto" ? (cpu ? "nchw" : "nhwc") : (flags.layout as string);
+    if (layout !== "nchw" && layout !== "nhwc") throw new UsageError(`--layout: expected nchw, nhwc or auto but got '${layout}'`);
     process.env.OMP_WAIT_POLICY ??= "PASSIVE"; // before libtorch loads (see the header)
     const r = await runStepBench({
       arch: flags.arch as string, method, batch: flags.batch as number, crops: flags.crops as string, threads: flags.threads as number,
-      device: flags.device as string, steps: flags.steps as number, rounds: flags.rounds as number,
-      anchor: (flags.anchor as string | undefined) ?? defaultAnchorPath(), python: flags.python as string,
+      device, precision, channelsLast: layout === "nhwc", steps: flags.steps as number, rounds: flags.rounds as number,
+      anchor: (flags.anchor as string | undefined) ?? defaultAnchorPath(device), anchorLog: flags["anchor-log"] as string | undefined,
+      python: (flags.python as string | undefined) ?? (cpu ? "/usr/bin/python3" : "python3"),
     });
     console.log(flags.json ? JSON.stringify(r, null, 2) : formatStepBench(r));
     return 0;

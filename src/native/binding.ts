@@ -29,6 +29,8 @@ export interface TorchBinding {
   setAutocastCuda(on: boolean, dtype: number): boolean;
   cudaSynchronize(): void;
   cudaMemory(device: number): [number, number];
+  setCudaBackendFlags(cudnnBenchmark: boolean, allowTf32: boolean): void;
+  cudaResetPeak(device: number): void;
 
   // metadata
   shape(t: T): number[];

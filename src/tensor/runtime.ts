@@ -1,5 +1,6 @@
 // Process-wide settings: threads, the random seed, devices, and what `seer info` reports.
 import { torch } from "../native/load";
+import { dtypeCode, type Device } from "./dtype";
 
 /** Intra-op threads libtorch uses for CPU kernels. */
 export function setNumThreads(n: number): void {
@@ -20,6 +21,53 @@ export function manualSeed(seed: number): void {
 export const cudaAvailable = (): boolean => torch.cudaAvailable();
 export const cudaDeviceCount = (): number => torch.cudaDeviceCount();
 export const torchVersion = (): string => torch.torchVersion();
+
+/** The CUDA device index of "cuda" / "cuda:N" (0 for plain "cuda"); undefined for the CPU. */
+export function cudaIndex(device: Device): number | undefined {
+  if (device === "cpu") return undefined;
+  return device === "cuda" ? 0 : Number(device.slice(5));
+}
+
+/** Waits for every queued CUDA kernel (torch.cuda.synchronize); a no-op without CUDA. */
+export const cudaSynchronize = (): void => torch.cudaSynchronize();
+
+/** Bytes the caching allocator holds for tensors on a CUDA device now and at its peak (zeros without CUDA). */
+export function cudaMemory(device: Device): { allocated: number; peak: number } {
+  const i = cudaIndex(device);
+  if (i === undefined) return { allocated: 0, peak: 0 };
+  const [allocated, peak] = torch.cudaMemory(i);
+  return { allocated, peak };
+}
+
+/** Starts a new peak for cudaMemory (torch.cuda.reset_peak_memory_stats). */
+export function resetCudaPeak(device: Device): void {
+  const i = cudaIndex(device);
+  if (i !== undefined) torch.cudaResetPeak(i);
+}
+
+/**
+ * cuDNN autotuning and TF32 matmuls/convolutions, process-wide (PyTorch: torch.backends.cudnn.benchmark,
+ * torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32). Autotuning pays off with fixed
+ * shapes, as in training; TF32 only affects float32 work (bf16 autocast regions are unaffected).
+ */
+export function setCudaBackend(o: { cudnnBenchmark: boolean; allowTf32: boolean }): void {
+  torch.setCudaBackendFlags(o.cudnnBenchmark, o.allowTf32);
+}
+
+/**
+ * Runs `fn` with CUDA autocast to `dtype` (torch.autocast("cuda", dtype)): convolutions and matmuls on CUDA tensors
+ * run in bf16/f16, reductions and losses stay float32. `null` runs `fn` unchanged. The previous state is restored
+ * even if `fn` throws, and autocast's weight-cast cache is cleared when the outermost region ends.
+ */
+export function withAutocast<R>(dtype: "bfloat16" | "float16" | null, fn: () => R): R {
+  if (dtype === null) return fn();
+  const was = torch.setAutocastCuda(true, dtypeCode(dtype));
+  try {
+    return fn();
+  } finally {
+    if (!was) torch.setAutocastCuda(false, dtypeCode(dtype));
+  }
+}
 
 export interface RuntimeInfo {
   libtorch: string;

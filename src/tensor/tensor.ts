@@ -78,6 +78,10 @@ export class Tensor implements Disposable {
   isContiguous(): boolean {
     return torch.isContiguous(this.id);
   }
+  /** Whether a 4-d tensor is laid out NHWC (channels-last). */
+  isChannelsLast(): boolean {
+    return torch.isChannelsLast(this.id);
+  }
   toString(): string {
     return `Tensor(shape=[${this.shape.join(", ")}], dtype=${this.dtype}, device=${this.device}${this.requiresGrad ? ", requiresGrad" : ""})`;
   }

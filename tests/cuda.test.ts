@@ -1,0 +1,213 @@
+// CUDA: the same numbers on the GPU as on the CPU (tensors, a RegNetY trunk forward and backward, optimizers,
+// batched augmentations, kNN), bf16 autocast and channels-last, pinned non-blocking copies, and no leaks on either
+// side. The CPU results are the oracle; TF32 is off so float32 differences are only summation order.
+// Every test here is skipped, with the reason, when libtorch sees no CUDA device (CPU CI).
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { drawBatchPhotometric, SWAV_MULTICROP } from "../src/data/multicrop";
+import { applyPhotometric_ } from "../src/data/transforms";
+import { parseGpuAnchorLine } from "../src/bench/step_bench";
+import { knnClassify } from "../src/eval/knn";
+import { createModel } from "../src/models/registry";
+import { Conv2d, F } from "../src/nn";
+import { LARC, SGD } from "../src/optim";
+import { ProjectionHead, SwAV, SwAVPrototypes } from "../src/ssl";
+import {
+  cudaAvailable, cudaMemory, cudaSynchronize, keep, manualSeed, noGrad, randint, randn, setCudaBackend, tidy, withAutocast, type Tensor,
+} from "../src/tensor";
+import { assertClose, assertNoLeak } from "./helpers/assert";
+
+const skip = cudaAvailable() ? false : "no CUDA device (libtorch sees none)";
+const DEV = "cuda:0" as const;
+
+if (cudaAvailable()) setCudaBackend({ cudnnBenchmark: false, allowTf32: false });
+
+test("cuda: tensors round-trip and elementwise, matmul, conv and reductions match the CPU", { skip }, () => {
+  assertNoLeak(() => tidy(() => {
+    manualSeed(0);
+    const x = randn([4, 3, 17, 19]);
+    const w = randn([8, 3, 3, 3]);
+    const g = x.to(DEV);
+    assert.equal(g.device, DEV);
+    assertClose(g.cpu(), x, { atol: 0, rtol: 0, what: "round trip" });
+    assertClose(F.conv2d(g, w.to(DEV), null, { padding: 1 }).cpu(), F.conv2d(x, w, null, { padding: 1 }), { atol: 1e-4, rtol: 1e-4, what: "conv2d" });
+    const m = randn([64, 33]);
+    assertClose(m.to(DEV).matmul(m.to(DEV).t()).cpu(), m.matmul(m.t()), { atol: 1e-4, rtol: 1e-4, what: "matmul" });
+    assertClose(F.softmax(g, 1).sum([2, 3]).cpu(), F.softmax(x, 1).sum([2, 3]), { atol: 1e-4, rtol: 1e-5, what: "softmax+sum" });
+  }), "cuda tensors");
+});
+
+test("cuda: a RegNetY-400MF forward and backward equal the CPU's (float32)", { skip }, () => {
+  manualSeed(0);
+  using cpuModel = createModel("regnet_y_400mf", { numClasses: 10 });
+  using gpuModel = createModel("regnet_y_400mf", { numClasses: 10 });
+  gpuModel.loadStateDict(cpuModel.stateDict());
+  gpuModel.to(DEV);
+  assertNoLeak(() => tidy(() => {
+    const x = randn([4, 3, 64, 64]);
+    const y = randint(0, 10, [4]);
+    const lossCpu = F.crossEntropy(cpuModel.forward(x), y);
+    const lossGpu = F.crossEntropy(gpuModel.forward(x.to(DEV)), y.to(DEV));
+    lossCpu.backward();
+    lossGpu.backward();
+    assertClose(lossGpu.cpu(), lossCpu, { atol: 1e-4, rtol: 1e-4, what: "loss" });
+    const gpuGrads = new Map(gpuModel.namedParameters());
+    for (const [name, p] of cpuModel.namedParameters()) {
+      assertClose(gpuGrads.get(name)!.grad!.cpu(), p.grad!, { atol: 2e-4, rtol: 2e-3, what: `grad ${name}` });
+    }
+    cpuModel.zeroGrad();
+    gpuModel.zeroGrad();
+  }), "regnet on cuda");
+});
+
+test("cuda: SGD and LARC steps equal the CPU's", { skip }, () => {
+  assertNoLeak(() => tidy(() => {
+    manualSeed(1);
+    const p0 = randn([32, 16]);
+    const grads = [randn([32, 16]), randn([32, 16]), randn([32, 16])];
+    const run = (device: "cpu" | typeof DEV): Tensor => {
+      const p = keep(p0.to(device).requiresGrad_(true));
+      const opt = new LARC(new SGD([p], { lr: 0.3, momentum: 0.9, weightDecay: 1e-4 }), { trustCoefficient: 0.001, clip: true });
+      for (const g of grads) {
+        p.grad = g.to(device);
+        opt.step();
+      }
+      opt.dispose();
+      const out = p.detach().cpu();
+      p.dispose();
+      return out;
+    };
+    assertClose(run(DEV), run("cpu"), { atol: 1e-6, rtol: 1e-5, what: "LARC+SGD" });
+  }), "optimizers on cuda");
+});
+
+test("cuda: SwAV's batched photometric chain gives the CPU's pixels", { skip }, () => {
+  assertNoLeak(() => tidy(() => {
+    manualSeed(2);
+    const c = SWAV_MULTICROP;
+    const keys = Array.from({ length: 6 }, (_, i) => ({ seed: 0, epoch: 0, index: i, salt: 0 }));
+    const params = drawBatchPhotometric(c, keys)[0]!;
+    const n = c.crops[0]!.count * keys.length;
+    const x = randn([n, 3, 48, 48]).sigmoid();
+    const onCpu = x.clone();
+    const onGpu = x.to(DEV);
+    applyPhotometric_(onCpu, params, c);
+    applyPhotometric_(onGpu, params, c);
+    assertClose(onGpu.cpu(), onCpu, { atol: 1e-4, rtol: 1e-4, what: "augmented crops" });
+  }), "augmentations on cuda");
+});
+
+test("cuda: kNN classification gives the CPU's predictions", { skip }, () => {
+  assertNoLeak(() => tidy(() => {
+    manualSeed(3);
+    const train = F.normalize(randn([500, 32]), { dim: 1 });
+    const trainLabels = randint(0, 5, [500]);
+    const test_ = F.normalize(randn([100, 32]), { dim: 1 });
+    const testLabels = randint(0, 5, [100]);
+    const cpu = knnClassify(train, trainLabels, test_, testLabels, { k: 20, temperature: 0.07 });
+    const gpu = knnClassify(train.to(DEV), trainLabels.to(DEV), test_.to(DEV), testLabels.to(DEV), { k: 20, temperature: 0.07 });
+    assert.equal(gpu.top1, cpu.top1);
+    assert.deepEqual(Array.from(gpu.predictions), Array.from(cpu.predictions));
+  }), "knn on cuda");
+});
+
+test("cuda: bf16 autocast runs convolutions in bf16, keeps the loss float32 and close to float32's", { skip }, () => {
+  manualSeed(4);
+  using swav = new SwAV(createModel("regnet_y_400mf", { numClasses: 0 }), {
+    numCrops: [2, 2],
+    head: new ProjectionHead([440, 512, 128], { batchNorm: true }),
+    prototypes: new SwAVPrototypes(128, 300, { frozenUntilStep: 0 }),
+    loss: { sinkhornIterations: 3, epsilon: 0.05, temperature: 0.1 },
+  });
+  swav.to(DEV);
+  assertNoLeak(() => tidy(() => {
+    const crops = [randn([8, 3, 64, 64], { device: DEV }), randn([8, 3, 32, 32], { device: DEV })];
+    const conv = new Conv2d(3, 4, 3);
+    conv.to(DEV);
+    const y = withAutocast("bfloat16", () => conv.forward(crops[0]!));
+    assert.equal(y.dtype, "bfloat16", "conv2d inside autocast");
+    assert.equal(conv.forward(crops[0]!).dtype, "float32", "autocast is off again outside the region");
+    conv.dispose();
+    const full = noGrad(() => swav.forward(crops).loss.item());
+    const loss = withAutocast("bfloat16", () => swav.forward(crops).loss);
+    assert.equal(loss.dtype, "float32", "the SwAV loss under autocast");
+    assert.ok(Number.isFinite(loss.item()));
+    assert.ok(Math.abs(loss.item() - full) < 0.05 * Math.abs(full), `bf16 loss ${loss.item()} vs fp32 ${full}`);
+    loss.backward();
+    for (const p of swav.parameters()) {
+      if (p.grad) assert.equal(p.grad.dtype, "float32", "parameter grads stay float32");
+    }
+    swav.zeroGrad();
+  }), "autocast step");
+});
+
+test("cuda: channels-last weights and inputs give the same outputs", { skip }, () => {
+  manualSeed(5);
+  using a = createModel("regnet_y_400mf", { numClasses: 10 });
+  using b = createModel("regnet_y_400mf", { numClasses: 10 });
+  b.loadStateDict(a.stateDict());
+  a.to(DEV).eval();
+  b.to(DEV).channelsLast().eval();
+  assertNoLeak(() => tidy(() => {
+    const x = randn([4, 3, 64, 64], { device: DEV });
+    assertClose(b.forward(x.channelsLast()).cpu(), a.forward(x).cpu(), { atol: 1e-4, rtol: 1e-3, what: "logits" });
+  }), "channels-last");
+});
+
+test("cuda: pinned non-blocking copies arrive intact; memory returns to where it was", { skip }, () => {
+  cudaSynchronize();
+  const before = cudaMemory(DEV).allocated;
+  assertNoLeak(() => tidy(() => {
+    const x = randn([1024, 1024]);
+    const g = x.pinMemory().to(DEV, { nonBlocking: true });
+    const back = g.mul(2).to("cpu");
+    assertClose(back, x.mul(2), { atol: 0, rtol: 0, what: "pinned round trip" });
+  }), "pinned copies");
+  cudaSynchronize();
+  assert.equal(cudaMemory(DEV).allocated, before, "CUDA bytes allocated after the scope");
+});
+
+// ---- the CPU side of the same API (runs everywhere) -------------------------------------------------------------
+
+test("channelsLast() stores conv weights NHWC, keeps values, parameters and their grads", () => {
+  manualSeed(6);
+  using a = createModel("regnet_y_400mf", { numClasses: 10 });
+  using b = createModel("regnet_y_400mf", { numClasses: 10 });
+  b.loadStateDict(a.stateDict());
+  const count = b.parameters().length;
+  assertNoLeak(() => b.channelsLast(), "channelsLast");
+  assert.equal(b.parameters().length, count);
+  const convWeights = b.namedParameters().filter(([, p]) => p.ndim === 4);
+  assert.ok(convWeights.length > 0 && convWeights.every(([, p]) => p.isChannelsLast() && p.requiresGrad), "4-d weights NHWC and trainable");
+  a.eval();
+  b.eval();
+  assertNoLeak(() => tidy(() => {
+    const x = randn([2, 3, 32, 32]);
+    assertClose(b.forward(x.channelsLast()), a.forward(x), { atol: 1e-5, rtol: 1e-4, what: "logits" });
+  }), "channels-last forward");
+});
+
+test("withAutocast leaves CPU work alone and restores the previous state; CUDA memory reads zero on the CPU", () => {
+  assertNoLeak(() => tidy(() => {
+    const x = randn([2, 3, 8, 8]);
+    const w = randn([4, 3, 3, 3]);
+    const y = withAutocast("bfloat16", () => F.conv2d(x, w));
+    assert.equal(y.dtype, "float32", "CUDA autocast does not touch CPU ops");
+    assert.throws(() => withAutocast("bfloat16", () => { throw new Error("inside"); }), /inside/);
+    assert.equal(withAutocast(null, () => F.conv2d(x, w)).dtype, "float32");
+  }), "autocast on cpu");
+  assert.deepEqual(cudaMemory("cpu"), { allocated: 0, peak: 0 });
+});
+
+test("the GPU anchor's output line is found by arch, method and batch", () => {
+  const out = [
+    "resnet50         swav   bs= 256 crops=8 step=  171.0 ms  images/s=  1495.0  peak= 35.1 GiB",
+    "regnet_y_8gf     swav   bs= 128 crops=8 step=  245.0 ms  images/s=   522.0  peak= 34.2 GiB",
+    "resnet50         simclr bs= 256 crops=2 step=  106.0 ms  images/s=  2407.0  peak= 23.0 GiB",
+    "regnet_y_8gf simclr failed OutOfMemoryError()",
+  ].join("\n");
+  assert.deepEqual(parseGpuAnchorLine(out, "regnet_y_8gf", "swav", 128), { ms: 245, peakGiB: 34.2 });
+  assert.deepEqual(parseGpuAnchorLine(out, "resnet50", "simclr", 256), { ms: 106, peakGiB: 23 });
+  assert.match(parseGpuAnchorLine(out, "regnet_y_8gf", "swav", 64) as string, /no line for regnet_y_8gf swav batch 64/);
+  assert.match(parseGpuAnchorLine(out, "regnet_y_8gf", "simclr", 128) as string, /failed OutOfMemoryError/);
+});

@@ -52,9 +52,22 @@ export function bucketize(tensors: readonly Tensor[], capBytes: number): Tensor[
  * replicas start equal. Every rank calls it with the same architecture.
  */
 export function broadcastModule(module: Module, pg: ProcessGroup, o: { root?: number; bucketCapMB?: number } = {}): void {
+  broadcastTensors([...module.namedParameters().map(([, t]) => t), ...module.namedBuffers().map(([, t]) => t)], pg, o);
+}
+
+/**
+ * Copies rank `root`'s buffers (BatchNorm running statistics, counters) into every rank's module, as
+ * DistributedDataParallel's broadcast_buffers: where BatchNorm is synchronized in groups smaller than the job, each
+ * group's running statistics differ, and this makes rank 0's the ones every replica holds.
+ */
+export function broadcastBuffers(module: Module, pg: ProcessGroup, o: { root?: number; bucketCapMB?: number } = {}): void {
+  broadcastTensors(module.namedBuffers().map(([, t]) => t), pg, o);
+}
+
+/** Overwrites the tensors in place with root's, in buckets of one dtype each. */
+function broadcastTensors(tensors: Tensor[], pg: ProcessGroup, o: { root?: number; bucketCapMB?: number }): void {
   const root = o.root ?? 0;
   if (pg.worldSize === 1) return;
-  const tensors = [...module.namedParameters().map(([, t]) => t), ...module.namedBuffers().map(([, t]) => t)];
   for (const bucket of bucketize(tensors, (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 2 ** 20)) {
     noGrad(() =>
       tidy(() => {

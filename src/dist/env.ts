@@ -132,6 +132,17 @@ export function fromEnv(env: Env = process.env): DistEnv {
 }
 
 /**
+ * The distributed layout if a launcher left one (torchrun's RANK or WORLD_SIZE, or SLURM's SLURM_PROCID is set),
+ * else undefined: what a program that runs either alone or under a launcher asks. Throws a DistEnvError when the
+ * variables are there but incomplete or malformed. NOTE: inside a SLURM allocation a program started without srun
+ * still sees SLURM_PROCID and the job's SLURM_NTASKS, and would wait for tasks that never come: start it with srun.
+ */
+export function detectDistEnv(env: Env = process.env): DistEnv | undefined {
+  if (isSet(env, "RANK") || isSet(env, "WORLD_SIZE") || isSet(env, "SLURM_PROCID")) return fromEnv(env);
+  return undefined;
+}
+
+/**
  * The first host of a SLURM node list: "node[003-005,9],gpu1" -> "node003", "a1,a2" -> "a1",
  * "rack[1-2]-n[07-08]" -> "rack1-n07" (zero padding kept).
  */

@@ -2,9 +2,13 @@
 // starts N copies of a Node script with torchrun's variables set, so each can call initProcessGroupFromEnv().
 //
 // Fault handling: when a worker exits with a non-zero code or is killed by a signal while others still run, the
-// launcher names that rank, stops the others (SIGTERM, then SIGKILL after killGraceMs) and reports failure. A
-// worker that hangs is caught by the others' collective timeout: they fail, naming it, and the launcher stops it.
-// Ctrl-C / SIGTERM to the launcher is passed on to the workers.
+// launcher names that rank, stops the others (SIGTERM, then SIGKILL after killGraceMs) and reports failure, with
+// the failed worker's last line on stderr (prefix and capture modes). A worker that hangs is caught by the others'
+// collective timeout: one of them fails with a DistError naming it ("... Rank 1 did not answer a roll call"),
+// which that last line carries, and the launcher stops it.
+// Signals: the workers run in their own process group, so a Ctrl-C in the terminal reaches the launcher alone, and
+// it passes SIGINT / SIGTERM / SIGHUP on to every worker exactly once (a trainer that saves on the first signal and
+// exits at once on the second must not get two). A launcher that exits stops what is left of its workers.
 //
 // As a command: node dist/src/dist/launch.js --nproc N [--master-port P] script.js [args...]
 import { spawn, type ChildProcess } from "child_process";
@@ -96,6 +100,7 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
   const exits: (WorkerExit | undefined)[] = new Array(n).fill(undefined);
   let failed: { rank: number; how: string } | undefined;
   const stoppedByUs = new Set<number>();
+  const lastErrLine: string[] = new Array(n).fill("");
 
   const children: ChildProcess[] = [];
   for (let rank = 0; rank < n; rank++) {
@@ -109,6 +114,7 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
     const child = spawn(process.execPath, [...(o.nodeArgs ?? []), script, ...args], {
       env,
       stdio: mode === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
+      detached: true, // its own process group: terminal signals go to the launcher only (see the header)
     });
     children.push(child);
     if (mode !== "inherit") {
@@ -117,6 +123,7 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
         const toConsole = stream === child.stdout ? process.stdout : process.stderr;
         readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
           output[rank]!.push(line);
+          if (stream === child.stderr && line.trim() !== "") lastErrLine[rank] = line.trim();
           o.onLine?.(rank, line);
           if (mode === "prefix") toConsole.write(`[rank ${rank}] ${line}\n`);
         });
@@ -136,10 +143,18 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
     killTimers.push(t);
   };
 
-  // Ctrl-C or a scheduler's SIGTERM: pass it on, so no worker outlives the launcher.
-  const onSignal = (signal: NodeJS.Signals): void => stopOthers(signal);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // Ctrl-C, a scheduler's SIGTERM, a closed terminal: pass it on, so no worker outlives the launcher. Workers that
+  // end after that, however they end (a trainer saves and exits with 130), were interrupted, not failed.
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted = true;
+    stopOthers(signal === "SIGHUP" ? "SIGTERM" : signal);
+  };
+  const forwarded = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const sig of forwarded) process.on(sig, onSignal);
+  // The launcher ending for any other reason (an exception, process.exit) takes its workers with it.
+  const onExit = (): void => children.forEach((c, rank) => exits[rank] === undefined && c.kill("SIGKILL"));
+  process.on("exit", onExit);
 
   try {
     await Promise.all(
@@ -148,11 +163,14 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
           new Promise<void>((resolve, reject) => {
             child.on("error", reject);
             child.on("close", (code, signal) => {
-              // Signalled by us counts as stopped; exiting with an error code after our signal is a failure of its own.
-              const exit: WorkerExit = { rank, code, signal, stopped: stoppedByUs.has(rank) && signal !== null };
+              // Signalled by us counts as stopped; exiting with an error code after our signal is a failure of its own,
+              // unless the launcher itself was interrupted (then the workers were asked to stop and did).
+              const exit: WorkerExit = { rank, code, signal, stopped: stoppedByUs.has(rank) && (signal !== null || interrupted) };
               exits[rank] = exit;
               if ((code !== 0 || signal !== null) && !exit.stopped && failed === undefined) {
-                failed = { rank, how: describeExit(exit) };
+                // Its last words, e.g. "DistError: allReduce failed on rank 0 ... Rank 1 did not answer a roll call".
+                const why = signal === null && lastErrLine[rank] !== "" ? ` (${lastErrLine[rank]})` : "";
+                failed = { rank, how: describeExit(exit) + why };
                 stopOthers("SIGTERM");
               }
               resolve();
@@ -161,8 +179,8 @@ export async function spawnLocalWorkers(n: number, script: string, args: string[
       ),
     );
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const sig of forwarded) process.off(sig, onSignal);
+    process.off("exit", onExit);
     for (const t of killTimers) clearTimeout(t);
   }
 

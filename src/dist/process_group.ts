@@ -11,6 +11,8 @@
 // expects. Collectives record no autograd history, except allReduceWithGrad.
 import { torch } from "../native/load";
 import type { GroupId } from "../native/binding";
+import { cat, tensor, zeros } from "../tensor/creation";
+import { tidy } from "../tensor/scope";
 import { Tensor } from "../tensor/tensor";
 import { fromEnv, type DistEnv } from "./env";
 
@@ -185,6 +187,36 @@ export class ProcessGroup implements Disposable {
   /** Every rank's t concatenated along dim 0 in rank order (0-d tensors are stacked). Same shape on every rank. */
   allGather(t: Tensor): Tensor {
     return new Tensor(this.call(() => torch.distAllGatherCat(this.id, t.id)));
+  }
+
+  /**
+   * Every rank's t (n, ...) concatenated along dim 0 in rank order -> (worldSize·n, ...), differentiable: the
+   * gradient reaching this rank's t is the sum over ranks of the gradients of its slice of the result (solo-learn's
+   * GatherLayer, SimCLR's tpu_cross_replica_concat). So when every rank's loss uses the gathered batch and the
+   * parameter gradients are then averaged, each rank gets exactly the gradient of the mean of the ranks' losses, as
+   * one process on the whole batch would. Built as TF SimCLR does: t placed at its rank's rows of a zero tensor,
+   * then allReduceWithGrad (a sum: the other ranks' rows add exact zeros). Every rank must pass the same shape.
+   */
+  allGatherWithGrad(t: Tensor): Tensor {
+    if (this.worldSize === 1) return t;
+    return tidy(() => {
+      const n = t.shape[0]!;
+      const rest = t.shape.slice(1);
+      const opts = { dtype: t.dtype, device: t.device };
+      const parts: Tensor[] = [];
+      if (this.rank > 0) parts.push(zeros([this.rank * n, ...rest], opts)); // (rank·n, ...)
+      parts.push(t); // (n, ...)
+      if (this.rank < this.worldSize - 1) parts.push(zeros([(this.worldSize - 1 - this.rank) * n, ...rest], opts));
+      return this.allReduceWithGrad(cat(parts)); // (worldSize·n, ...)
+    });
+  }
+
+  /**
+   * Reduces a few numbers over the ranks (in float64) and returns the result on every rank: e.g. [loss, stop vote]
+   * once per step, so that all ranks take the same decision.
+   */
+  allReduceValues(values: readonly number[], op: ReduceOp = "sum"): number[] {
+    return tidy(() => this.allReduce(tensor([...values], { dtype: "float64" }), op).toArray() as number[]);
   }
 
   /** Every rank's t, in rank order. */

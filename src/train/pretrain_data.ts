@@ -101,8 +101,28 @@ export function pretrainAugment(c: PretrainConfig, crops: readonly CropGroup[]):
   );
 }
 
-/** The loader of a run: seeded by run.seed, so the batches depend on nothing else (not on workers or timing). */
-export async function openPretrainLoader(c: PretrainConfig, crops: readonly CropGroup[]): Promise<MultiCropLoader> {
+/** Where this process sits in a data-parallel run (default: rank 0 of 1). */
+export interface PretrainShard {
+  rank: number;
+  worldSize: number;
+}
+
+/**
+ * The loader of a run: seeded by run.seed, so the batches depend on nothing else (not on workers or timing).
+ * data.batchSize is the global batch: with worldSize ranks each gets batchSize / worldSize images per iteration,
+ * rank r the epoch permutation's positions r, r + W, ... (sampler.ts). A crop is keyed by (seed, epoch, image), not
+ * by rank or slot, so the ranks' batches of an iteration together hold exactly the images and crops that one
+ * process with the whole batch gets (in another order), and an epoch has floor(L / batchSize) iterations for any
+ * world size.
+ */
+export async function openPretrainLoader(c: PretrainConfig, crops: readonly CropGroup[], shard: PretrainShard = { rank: 0, worldSize: 1 }): Promise<MultiCropLoader> {
+  const { rank, worldSize } = shard;
+  if (c.data.batchSize % worldSize !== 0) {
+    throw new ConfigError(`data.batchSize: the global batch ${c.data.batchSize} does not split evenly over ${worldSize} processes (rank ${rank})`);
+  }
   const source = await pretrainSource(c);
-  return new MultiCropLoader(source, { batchSize: c.data.batchSize, augment: pretrainAugment(c, crops), seed: c.run.seed, workers: c.data.workers });
+  return new MultiCropLoader(source, {
+    batchSize: c.data.batchSize / worldSize, augment: pretrainAugment(c, crops), seed: c.run.seed, workers: c.data.workers, rank, worldSize,
+    dropLast: true, // epochs of floor(L / batch) iterations whatever the world size (no padded repeats)
+  });
 }

@@ -13,8 +13,34 @@
 //     log, checkpoint, kNN monitor
 //
 // The learning rate is given per 256 images and scaled linearly with the batch (VISSL auto_scale, Goyal et al.
-// 2017). Not reproduced here: several processes (SyncBN, all-reduced Sinkhorn / gathered negatives, sharded
-// queues), mixed precision and activation checkpointing.
+// 2017). Not reproduced here: mixed precision and activation checkpointing.
+//
+// Data parallel (several processes; src/dist/): pretrain() joins a process group when a launcher left torchrun's or
+// SLURM's variables (`seer pretrain --nproc N` starts N local workers with torchrun's), and then
+//   - data.batchSize stays the global batch (the learning rate scales with it, as VISSL's auto_scale with
+//     batch_size_per_gpu × world size); each rank trains on batchSize / W images per iteration, rank r on positions
+//     r, r + W, ... of the epoch's permutation, so the ranks' batches together are the batch one process would get;
+//   - the weights are broadcast from rank 0 once; BatchNorm layers of trunk and head become SyncBatchNorm (statistics
+//     over all ranks, or groups of dist.syncBnGroupSize); after backward the gradients are averaged in 25 MB buckets
+//     (GradientAllReducer). The reduction runs after backward(), not overlapped with it: libtorch 1.13 offers no
+//     hook once a parameter's gradient is accumulated that our addon binds, and on the CPU backward and Gloo compete
+//     for the same cores anyway; the all-reduce is a few percent of a step (BENCHMARKS.md);
+//   - SwAV's Sinkhorn sums and maxima are all-reduced (swav's distributed_sinkhorn: codes equipartitioned over the
+//     global batch); each rank keeps queueLength / W rows of the queue; SimCLR's negatives are gathered over the
+//     global batch (ProcessGroup.allGatherWithGrad: each rank's embeddings get the gradient from every rank's
+//     loss). Each rank's loss is the mean over its images; with averaged gradients that is the gradient of the
+//     global mean, so W processes take the steps of one process on the whole batch (up to rounding;
+//     tests/pretrain_dist.test.ts checks it);
+//   - once per iteration one all-reduce of [loss, stop vote] makes every decision global: the logged loss is the
+//     global mean, a non-finite loss on any rank skips the step everywhere, and a signal on any rank stops every rank
+//     after the same iteration;
+//   - rank 0 alone writes checkpoints (the queue gathered from all ranks, stored in one process's layout, and the
+//     sampler position in global images, so a checkpoint resumes under any world size that divides the batch),
+//     metrics.jsonl, backbone.safetensors and summary.json, and logs; every rank resumes from the same checkpoint
+//     (and checks that it did). The kNN monitor runs on rank 0 only while the others wait in their next collective,
+//     so a kNN evaluation must fit in the collective timeout (distTimeoutMs, 5 minutes by default);
+//   - a rank that dies or hangs makes the others' next collective fail within distTimeoutMs with a DistError naming
+//     it; they exit non-zero, and checkpoint writes are atomic, so rerunning the command resumes from the last one.
 //
 // Checkpoints (train/checkpoint.ts) hold the whole model (trunk, head, prototypes, BN statistics), the optimizer's
 // momentum buffers and step count, the SwAV queue, and as JSON the step, the data sampler's position (epoch and
@@ -37,6 +63,10 @@ import type { MultiCropBatch, MultiCropLoader } from "../data/loader";
 import type { CropGroup } from "../data/multicrop";
 import type { SamplerState } from "../data/sampler";
 import { disposeTensors, saveSafetensors } from "../io/safetensors";
+import {
+  broadcastBuffers, broadcastModule, convertSyncBatchNorm, DEFAULT_TIMEOUT_MS, detectDistEnv, GradientAllReducer, initProcessGroupFromEnv,
+  type ProcessGroup,
+} from "../dist";
 import { createModel, type BackboneModel } from "../models/registry";
 import type { Module } from "../nn/module";
 import {
@@ -44,11 +74,11 @@ import {
   type OptimizerLike, type OptimizerStateDict, type ParamGroupInput, type SavedGroup, type SGDHyperparams,
 } from "../optim";
 import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
-import { keep, manualSeed, noGrad, setNumThreads, tidy, type Tensor } from "../tensor";
+import { keep, manualSeed, noGrad, setNumThreads, tidy, type DType, type Tensor } from "../tensor";
 import { CheckpointManager } from "./checkpoint";
 import { KnnMonitor } from "./knn_monitor";
 import { MetricsLog, ThroughputWindow, type MetricsLine } from "./metrics";
-import { configCrops, finalizePretrainConfig, modelOptions, runChangingDifferences, type PretrainConfig } from "./presets";
+import { configCrops, DEFAULT_PRESET, finalizePretrainConfig, modelOptions, presetConfig, runChangingDifferences, type PretrainConfig } from "./presets";
 import { openPretrainLoader } from "./pretrain_data";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -76,6 +106,21 @@ export interface PretrainOptions {
   /** Catch SIGINT/SIGTERM: finish the iteration, save, return "interrupted" (default true). */
   handleSignals?: boolean;
   hooks?: TrainerHooks;
+  /**
+   * Data parallel: the process group to train over. Default: joined from the environment when a launcher left one
+   * (torchrun's RANK, WORLD_SIZE, ..., as `seer pretrain --nproc N` sets them, or SLURM's), else one process.
+   * null: one process, whatever the environment.
+   */
+  processGroup?: ProcessGroup | null;
+  /** Bound on every collective of a group joined from the environment (default 5 minutes; see the header). */
+  distTimeoutMs?: number;
+  /**
+   * Intra-op threads of each process. Default: run.threads (0: the machine's cores) divided among the processes on
+   * this machine (LOCAL_WORLD_SIZE / SLURM_NTASKS_PER_NODE; all of the group's when it was passed in).
+   */
+  threadsPerProcess?: number;
+  /** Dtype of the weights and activations (default float32; float64 lets tests compare runs to 1e-9). */
+  dtype?: "float32" | "float64";
 }
 
 export interface PretrainResult {
@@ -100,6 +145,9 @@ export interface PretrainResult {
   checkpoint?: string;
   /** The trunk's weights (completed runs). */
   backboneFile?: string;
+  /** This process's rank and the number of processes (0 of 1 when not distributed). */
+  rank: number;
+  worldSize: number;
 }
 
 /** Raised when an iteration's loss is NaN or infinite; the last good state was saved first. */
@@ -136,15 +184,25 @@ interface Method {
   afterStep(): void;
 }
 
-function buildMethod(c: PretrainConfig, crops: readonly CropGroup[]): Method {
+/**
+ * The model of the config (weights seeded by run.seed, so every rank builds the same), in `dtype`. With a process
+ * group of W ranks the losses become global: SimCLR gathers the embeddings of all ranks (the candidates of NT-Xent
+ * are the global batch), SwAV all-reduces Sinkhorn's sums and keeps 1/W of the queue on each rank.
+ */
+function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: ProcessGroup | undefined, dtype: DType): Method {
   manualSeed(c.run.seed); // the weights' init
+  const world = pg?.worldSize ?? 1;
   const backbone = createModel(c.model.arch, modelOptions(c.model));
   const W = backbone.numFeatures;
   if (c.method === "simclr") {
     const simclr = new SimCLR(backbone, {
       head: new ProjectionHead([W, ...c.simclr.headDims], { batchNorm: c.simclr.headBatchNorm }),
-      loss: { temperature: c.simclr.temperature },
+      loss: {
+        temperature: c.simclr.temperature,
+        ...(pg && world > 1 ? { allGather: (h: Tensor) => pg.allGatherWithGrad(h), rank: pg.rank } : {}),
+      },
     });
+    if (dtype !== "float32") simclr.to(dtype);
     return {
       module: simclr, backbone,
       loss: (views) => simclr.forward(views[0]!), // (2B, 3, S, S): view 1 of every image, then view 2
@@ -154,17 +212,23 @@ function buildMethod(c: PretrainConfig, crops: readonly CropGroup[]): Method {
   }
   const s = c.swav;
   const D = s.headDims[s.headDims.length - 1]!;
-  // swav: queue_length -= queue_length % (batch_size * world_size); one queue per assignment crop (0 and 1).
+  // swav: queue_length -= queue_length % (batch_size * world_size), then queue_length // world_size rows per rank;
+  // data.batchSize is the global batch. One queue per assignment crop (0 and 1).
   const queueLength = s.queueLength - (s.queueLength % c.data.batchSize);
-  const queue = queueLength > 0 ? new SwAVQueue(queueLength, D, s.queueStartEpoch, { numQueues: 2 }) : undefined;
+  const queue = queueLength > 0 ? new SwAVQueue(queueLength / world, D, s.queueStartEpoch, { numQueues: 2, dtype }) : undefined;
   const prototypes = new SwAVPrototypes(D, s.prototypes, { frozenUntilStep: s.freezePrototypesIters });
   const swav = new SwAV(backbone, {
     numCrops: crops.map((g) => g.count),
     head: new ProjectionHead([W, ...s.headDims], { batchNorm: s.headBatchNorm }),
     prototypes,
-    loss: { temperature: s.temperature, sinkhornIterations: s.sinkhornIterations, epsilon: s.epsilon },
+    loss: {
+      temperature: s.temperature, sinkhornIterations: s.sinkhornIterations, epsilon: s.epsilon,
+      // swav's distributed_sinkhorn: Q's row sums, total and maxima over all ranks; B = B_local · W.
+      ...(pg && world > 1 ? { allReduce: (t: Tensor, op: "sum" | "max") => pg.allReduce(t, op), worldSize: world } : {}),
+    },
     queue,
   });
+  if (dtype !== "float32") swav.to(dtype);
   prototypes.normalize(); // start on the unit sphere (swav normalizes before every forward)
   return {
     module: swav, backbone, queue,
@@ -217,11 +281,14 @@ interface RunState {
   sampler: SamplerState;
   config: PretrainConfig;
   seed: number;
+  /** Processes that trained it (absent: 1). The sampler position and the queue do not depend on it. */
+  worldSize?: number;
   /** For `seer eval` (eval/backbone.ts reads arch and smallImageStem). */
   arch: string;
   smallImageStem: boolean;
   modelOptions: Record<string, number | boolean>;
   optimizer: { step: number; groups: SavedGroup<SGDHyperparams>[] };
+  /** Rows written in each queue, over all ranks. */
   queue?: { filled: number[] };
   knnRandomInit?: number;
   lastLoss?: number;
@@ -272,11 +339,58 @@ function disposeSnapshot(s: ForwardSnapshot): void {
   s.queue?.embeddings.dispose();
 }
 
+// Under data parallelism rank r of W holds (numQueues, L/W, D) of the SwAV queue: its B/W rows of each of the last
+// L/B batches, newest first. A checkpoint stores the queues in one process's layout (numQueues, L, D): newest batch
+// first, each batch's B rows in the order one process would have them. Rank r's i-th image of a batch is the batch's
+// image r + i·W (the sampler deals positions round-robin), so a block of B rows is the ranks' rows interleaved. With
+// W = 1 both layouts are the same; for an indexed source the file is the one a single process writes.
+
+/** All ranks' queues (numQueues, L/W, D) -> one process's layout (numQueues, L, D), a new tensor. */
+function gatherQueue(local: Tensor, pg: ProcessGroup, rowsPerBatch: number): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const [nq, rows, D] = local.shape as [number, number, number];
+      const W = pg.worldSize;
+      const batches = rows / rowsPerBatch;
+      const all = pg.allGather(local); // (W·nq, rows, D), rank-major
+      // (W, nq, batches, B/W, D) -> (nq, batches, B/W, W, D): row i·W + r of a batch block is rank r's i-th.
+      return all.view(W, nq, batches, rowsPerBatch, D).permute(1, 2, 3, 0, 4).reshape(nq, batches * rowsPerBatch * W, D); // (nq, L, D)
+    }),
+  );
+}
+
+/** One process's layout (numQueues, L, D) -> rank's share (numQueues, L/W, D), a new tensor. */
+function scatterQueue(global: Tensor, rank: number, worldSize: number, rowsPerBatch: number): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const [nq, L, D] = global.shape as [number, number, number];
+      const batches = L / (worldSize * rowsPerBatch);
+      if (!Number.isInteger(batches)) throw new Error(`the saved SwAV queue of ${L} rows does not hold whole batches of ${worldSize} × ${rowsPerBatch}`);
+      return global.view(nq, batches, rowsPerBatch, worldSize, D).select(3, rank).reshape(nq, batches * rowsPerBatch, D); // (nq, L/W, D)
+    }),
+  );
+}
+
+/** Data parallelism of a run with more than one process. */
+interface DataParallel {
+  pg: ProcessGroup;
+  reducer: GradientAllReducer;
+  /** BatchNorm layers synchronized (0 when groups of one rank keep them local). */
+  syncBnLayers: number;
+  /** Ranks per BatchNorm group. */
+  syncBnGroup: number;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The run
 
 export function defaultThreads(): number {
   return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
+}
+
+/** A config saved before the `dist` keys existed reads as if it had their defaults (its run was one process). */
+function withDistDefaults(saved: Record<string, unknown>): Record<string, unknown> {
+  return "dist" in saved ? saved : { ...saved, dist: presetConfig(DEFAULT_PRESET).dist };
 }
 
 /** Refuses a run folder whose saved config differs in keys that change the run (unless forced). */
@@ -285,7 +399,7 @@ function checkRunFolder(outDir: string, config: PretrainConfig, force: boolean, 
   if (!fs.existsSync(file)) return;
   const saved = JSON.parse(fs.readFileSync(file, "utf8")) as unknown;
   if (!isRecord(saved)) throw new ConfigError(`${file} is not a JSON object`);
-  const diffs = runChangingDifferences(saved, config);
+  const diffs = runChangingDifferences(withDistDefaults(saved), config);
   if (diffs.length === 0) return;
   const list = diffs.map((d) => `  ${d}`).join("\n");
   if (!force) {
@@ -297,16 +411,47 @@ function checkRunFolder(outDir: string, config: PretrainConfig, force: boolean, 
   log(`warning: --force: resuming ${outDir} with changed settings:\n${list}`);
 }
 
+/**
+ * Threads of each process: threadsPerProcess, else run.threads (0: the machine's cores) shared by the processes on
+ * this machine.
+ */
+function threadsOf(c: PretrainConfig, o: PretrainOptions, processesHere: number): number {
+  if (o.threadsPerProcess !== undefined) {
+    if (!Number.isInteger(o.threadsPerProcess) || o.threadsPerProcess < 1) throw new ConfigError(`threads per process: expected a positive integer but received ${o.threadsPerProcess}`);
+    return o.threadsPerProcess;
+  }
+  return Math.max(1, Math.floor((c.run.threads || defaultThreads()) / processesHere));
+}
+
 /** Trains (or resumes) the run in `o.outDir` to the end, or until a signal; see the header. */
 export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
-  const run = await PretrainRun.open(o);
+  // The process group: given, or joined from a launcher's variables (then ours to destroy).
+  let pg = o.processGroup ?? undefined;
+  let processesHere = pg?.worldSize ?? 1;
+  let joined: ProcessGroup | undefined;
+  if (o.processGroup === undefined) {
+    const env = detectDistEnv();
+    if (env && env.worldSize > 1) {
+      const timeoutMs = o.distTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+      // Ranks start seconds apart on a busy machine (loading libtorch): the rendezvous gets at least 2 minutes.
+      joined = pg = initProcessGroupFromEnv({ timeoutMs, initTimeoutMs: Math.max(timeoutMs, 120_000) }).pg;
+      processesHere = env.localWorldSize ?? 1;
+    }
+  }
   try {
-    run.resume();
-    await run.openMonitor();
-    await run.train();
-    return run.finish();
+    const run = await PretrainRun.open(o, pg, processesHere);
+    try {
+      run.resume();
+      await run.openMonitor();
+      await run.train();
+      const r = run.finish();
+      pg?.barrier(); // nobody leaves (rank 0 takes the store down with it) before every rank is done
+      return r;
+    } finally {
+      await run.close();
+    }
   } finally {
-    await run.close();
+    joined?.destroy();
   }
 }
 
@@ -314,10 +459,15 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
 class PretrainRun {
   // What the run is.
   private readonly log: (line: string) => void;
+  /** The global batch (all ranks). */
   private readonly B: number;
+  private readonly rank: number;
+  private readonly world: number;
+  private readonly dtype: DType;
   // Where it is: iterations completed, the sampler position after them, and what the next checkpoint records.
   private step = 0;
   private startStep = 0;
+  /** In global images (rank r's loader is at position / W): a checkpoint resumes under any world size. */
   private sampler: SamplerState;
   private epoch = 0;
   private lastLoss: number | undefined;
@@ -328,6 +478,8 @@ class PretrainRun {
   private trainMs = 0;
   private monitor: KnnMonitor | undefined;
   private stopSignal: NodeJS.Signals | undefined;
+  /** Data parallel: some rank voted to stop after the last iteration (every rank learns it in the same all-reduce). */
+  private stopAgreed = false;
   private readonly removeSignalHandlers: (() => void)[] = [];
 
   private constructor(
@@ -342,25 +494,41 @@ class PretrainRun {
     private readonly optimizer: OptimizerLike<SGDHyperparams>,
     private readonly lrs: Float64Array,
     private readonly manager: CheckpointManager,
-    private readonly metrics: MetricsLog,
+    /** Rank 0's; other ranks write no metrics. */
+    private readonly metrics: MetricsLog | undefined,
+    private readonly dp: DataParallel | undefined,
   ) {
-    this.log = o.log ?? ((l: string) => console.log(l));
+    this.rank = dp?.pg.rank ?? 0;
+    this.world = dp?.pg.worldSize ?? 1;
+    this.log = this.rank === 0 ? (o.log ?? ((l: string) => console.log(l))) : () => {};
     this.B = config.data.batchSize;
-    this.sampler = loader.state();
+    this.dtype = o.dtype ?? "float32";
+    const local = loader.state();
+    this.sampler = { ...local, position: local.position * this.world };
   }
 
-  /** Validates the config, checks the run folder, and builds the data loader, the model, the optimizer and the schedule. */
-  static async open(o: PretrainOptions): Promise<PretrainRun> {
+  /**
+   * Validates the config, checks the run folder, and builds the data loader (this rank's shard), the model (broadcast
+   * from rank 0, BatchNorm synchronized), the optimizer and the schedule.
+   */
+  static async open(o: PretrainOptions, pg: ProcessGroup | undefined, processesHere: number): Promise<PretrainRun> {
     const startedAt = performance.now();
-    const log = o.log ?? ((l: string) => console.log(l));
+    const rank = pg?.rank ?? 0;
+    const world = pg?.worldSize ?? 1;
+    const log = rank === 0 ? (o.log ?? ((l: string) => console.log(l))) : () => {};
     const config = finalizePretrainConfig(structuredClone(o.config));
     const outDir = path.resolve(o.outDir);
     fs.mkdirSync(outDir, { recursive: true });
     checkRunFolder(outDir, config, o.force ?? false, log);
-    setNumThreads(config.run.threads || defaultThreads());
+    const threads = threadsOf(config, o, processesHere);
+    setNumThreads(threads);
+    const groupSize = config.dist.syncBnGroupSize;
+    if (world > 1 && groupSize > 0 && world % groupSize !== 0) {
+      throw new ConfigError(`dist.syncBnGroupSize: groups of ${groupSize} ranks do not divide the ${world} processes (rank ${rank})`);
+    }
 
     const crops = configCrops(config);
-    const loader = await openPretrainLoader(config, crops);
+    const loader = await openPretrainLoader(config, crops, { rank, worldSize: world });
     try {
       const itersPerEpoch = loader.batchesPerEpoch;
       let totalSteps = config.schedule.iterations;
@@ -369,31 +537,55 @@ class PretrainRun {
         totalSteps = Math.max(1, Math.round(config.schedule.epochs * itersPerEpoch));
       }
       const { lrs, peak, warmup } = learningRates(config, totalSteps, itersPerEpoch);
-      const method = buildMethod(config, crops);
+      const method = buildMethod(config, crops, pg, o.dtype ?? "float32");
+      let dp: DataParallel | undefined;
+      try {
+        if (pg && world > 1) {
+          // Every rank builds the same seeded init; the broadcast makes sure (torch DDP does it at construction).
+          const syncBnGroup = groupSize > 0 ? Math.min(groupSize, world) : world;
+          const syncBnLayers = convertSyncBatchNorm(method.module, pg, groupSize > 0 ? { groupSize } : {});
+          broadcastModule(method.module, pg);
+          dp = { pg, reducer: new GradientAllReducer(method.module, pg), syncBnLayers, syncBnGroup };
+        }
+      } catch (e) {
+        method.queue?.dispose();
+        method.module.dispose();
+        throw e;
+      }
       const optimizer = buildOptimizer(config, method.module, lrs[0]!);
       const manager = new CheckpointManager(outDir, config.run.keep, (m) => log(`warning: ${m}`));
-      const metrics = new MetricsLog(path.join(outDir, "metrics.jsonl"));
+      const metrics = rank === 0 ? new MetricsLog(path.join(outDir, "metrics.jsonl")) : undefined;
       log(
         `run        ${outDir}: ${totalSteps} iterations` +
           (itersPerEpoch !== undefined ? ` (${(totalSteps / itersPerEpoch).toFixed(2)} epochs of ${itersPerEpoch})` : "") +
           `; ${loader.source.description}; peak lr ${peak.toPrecision(4)} after ${warmup} warmup iterations; ` +
           `${(method.module.numParameters() / 1e6).toFixed(2)}M parameters (trunk ${(method.backbone.numParameters() / 1e6).toFixed(2)}M)`,
       );
-      return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics);
+      if (dp) {
+        log(
+          `dist       ${world} processes (${pg!.backend}), ${config.data.batchSize / world} images each per iteration, ${threads} thread${threads > 1 ? "s" : ""} each; ` +
+            `${dp.syncBnLayers} BatchNorm layers synchronized over ${dp.syncBnGroup === world ? "all ranks" : `groups of ${dp.syncBnGroup}`}; ` +
+            `gradients all-reduced in ${dp.reducer.buckets.length} bucket${dp.reducer.buckets.length > 1 ? "s" : ""} after backward`,
+        );
+      }
+      return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics, dp);
     } catch (e) {
       await loader.close();
       throw e;
     }
   }
 
-  /** Continues from the newest intact checkpoint of the run folder, if there is one; then records the config. */
+  /**
+   * Continues from the newest intact checkpoint of the run folder, if there is one; then records the config. Every
+   * rank reads the same checkpoint (the run folder must be shared), and checks that the others did.
+   */
   resume(): void {
     const latest = this.manager.loadLatest();
     if (latest) {
       const where = path.join(this.outDir, `checkpoint-${pad(latest.step)}`);
       try {
         const saved = asRunState(latest.state, where);
-        const changed = runChangingDifferences(saved.config, this.config);
+        const changed = runChangingDifferences(withDistDefaults(saved.config as unknown as Record<string, unknown>), this.config);
         if (changed.length > 0 && !this.o.force) {
           throw new ConfigError(`${where} was saved by a run with another config (use --force to resume with this one):\n${changed.map((d) => `  ${d}`).join("\n")}`);
         }
@@ -403,14 +595,26 @@ class PretrainRun {
         if (saved.config.run.threads !== this.config.run.threads) {
           this.log(`note: run.threads changed (${saved.config.run.threads} -> ${this.config.run.threads}): the run goes on, but not bit-identical to an uninterrupted one`);
         }
+        const savedWorld = saved.worldSize ?? 1;
+        if (savedWorld !== this.world) {
+          this.log(
+            `note: ${where} was written by ${savedWorld} process${savedWorld > 1 ? "es" : ""}, this run has ${this.world}: the run goes on with the same ` +
+              `global batch, not bit-identical (a stream source is also sharded differently from here on)`,
+          );
+        }
         this.method.module.loadStateDict(latest.model);
         this.optimizer.loadStateDict(optimizerState(saved, latest.tensors));
         if (this.method.queue) {
           const embeddings = latest.tensors.get("queue.embeddings");
           if (!embeddings || !saved.queue) throw new Error(`${where} has no SwAV queue, this run has one`);
-          this.method.queue.loadState({ embeddings, filled: saved.queue.filled });
+          if (this.world === 1) this.method.queue.loadState({ embeddings, filled: saved.queue.filled });
+          else {
+            // This rank's share of the queues; every rank pushed B/W rows per iteration, so the counts split evenly.
+            using share = scatterQueue(embeddings, this.rank, this.world, this.B / this.world);
+            this.method.queue.loadState({ embeddings: share, filled: saved.queue.filled.map((f) => f / this.world) });
+          }
         }
-        this.loader.loadState(saved.sampler);
+        this.loader.loadState({ ...saved.sampler, position: saved.sampler.position / this.world });
         this.step = this.startStep = this.savedAt = saved.step;
         this.sampler = saved.sampler;
         this.epoch = saved.sampler.epoch;
@@ -423,14 +627,32 @@ class PretrainRun {
       }
       this.log(`resume     from ${where} (step ${this.step}, epoch ${this.sampler.epoch}, ${this.sampler.position} images into it)`);
     }
+    if (this.dp) {
+      const [highest, negLowest] = this.dp.pg.allReduceValues([this.step, -this.step], "max");
+      if (highest !== this.step || -negLowest! !== this.step) {
+        throw new Error(
+          `rank ${this.rank} resumed at step ${this.step}, but the ranks resumed between steps ${-negLowest!} and ${highest}: ` +
+            `every rank must see the same run folder ${this.outDir} (a shared file system)`,
+        );
+      }
+    }
+    if (this.rank !== 0) return;
     writeJsonAtomic(path.join(this.outDir, "config.json"), this.config);
-    this.metrics.truncateAfter(this.step);
+    this.metrics!.truncateAfter(this.step);
   }
 
-  /** Decodes the kNN monitor's labelled sample and measures the random init (fresh runs). */
+  /**
+   * Decodes the kNN monitor's labelled sample and measures the random init (fresh runs). Rank 0 only: the others
+   * wait at a barrier meanwhile.
+   */
   async openMonitor(): Promise<void> {
+    await this.openMonitorHere();
+    this.dp?.pg.barrier();
+  }
+
+  private async openMonitorHere(): Promise<void> {
     const k = this.config.knn;
-    if (!k.enabled) return;
+    if (!k.enabled || this.rank !== 0) return;
     const t = performance.now();
     this.monitor = await KnnMonitor.open({
       trainSource: k.trainSource, testSource: k.testSource, trainSamples: k.trainSamples, testSamples: k.testSamples,
@@ -438,7 +660,7 @@ class PretrainRun {
     });
     if (this.knnRandomInit === undefined && this.step === 0) {
       this.knnRandomInit = this.monitor.evaluate(this.method.backbone);
-      this.metrics.append({ step: 0, epoch: 0, knn: this.knnRandomInit });
+      this.metrics!.append({ step: 0, epoch: 0, knn: this.knnRandomInit });
     }
     this.log(`knn        ${this.monitor.testSize} test images against ${this.monitor.trainSize}; random init top-1 ${fmtPct(this.knnRandomInit)} (${((performance.now() - t) / 1000).toFixed(1)} s)`);
   }
@@ -448,11 +670,11 @@ class PretrainRun {
     this.catchSignals();
     const { config, totalSteps, B } = this;
     const window = new ThroughputWindow();
-    const progress = (this.o.progress ?? true) ? new Progress(this.startStep > 0 ? `pretrain (resumed at ${this.startStep})` : "pretrain", totalSteps - this.startStep) : undefined;
+    const progress = (this.o.progress ?? true) && this.rank === 0 ? new Progress(this.startStep > 0 ? `pretrain (resumed at ${this.startStep})` : "pretrain", totalSteps - this.startStep) : undefined;
     let iterator: AsyncIterator<MultiCropBatch> | undefined;
     let emptyEpochs = 0;
     try {
-      while (this.step < totalSteps && !this.stopSignal) {
+      while (this.step < totalSteps && !this.stopping) {
         // The next batch (a new epoch when the loader's epoch has run out).
         iterator ??= this.loader[Symbol.asyncIterator]();
         const waitStart = performance.now();
@@ -480,7 +702,7 @@ class PretrainRun {
           const { imagesPerS, dataWaitShare } = window.take();
           const line: MetricsLine = { step, epoch: batch.epoch, loss, lr, images_per_s: round(imagesPerS, 2), data_wait_share: round(dataWaitShare, 4) };
           if (knn !== undefined) line.knn = knn;
-          this.metrics.append(line);
+          this.metrics?.append(line);
         }
         progress?.update(step - this.startStep, `loss ${loss.toFixed(4)} lr ${lr.toPrecision(3)}${knn !== undefined ? ` knn ${fmtPct(knn)}` : ""}`);
         if (knn !== undefined && !done) this.log(`knn        step ${step}: top-1 ${fmtPct(knn)}`);
@@ -495,8 +717,27 @@ class PretrainRun {
   }
 
   /**
-   * One iteration on `batch` at learning rate `lr` (main_swav.py's loop body); returns its loss. A non-finite loss
-   * is not applied: the forward's side effects are undone, the state before it saved, and NonFiniteLossError thrown.
+   * Whether the loop stops before the next iteration: on a signal to this process, or with several processes on a
+   * stop that the last iteration's all-reduce agreed on (so all ranks stop after the same iteration).
+   */
+  private get stopping(): boolean {
+    return this.dp ? this.stopAgreed : this.stopSignal !== undefined;
+  }
+
+  /**
+   * Data parallel: one all-reduce of [this rank's loss, its stop vote] -> the mean loss over the ranks (what one
+   * process on the whole batch computes: every rank's loss is a mean over as many images). Records a stop vote.
+   */
+  private agree(loss: number): number {
+    const [sum, votes] = this.dp!.pg.allReduceValues([loss, this.stopSignal !== undefined ? 1 : 0]);
+    if (votes! > 0) this.stopAgreed = true;
+    return sum! / this.world;
+  }
+
+  /**
+   * One iteration on `batch` (this rank's share) at learning rate `lr` (main_swav.py's loop body); returns its loss
+   * (the mean over the ranks). A non-finite loss (on any rank) is not applied: the forward's side effects are undone,
+   * the state before it saved, and NonFiniteLossError thrown.
    */
   private iteration(batch: MultiCropBatch, lr: number): number {
     const { method, optimizer } = this;
@@ -506,13 +747,16 @@ class PretrainRun {
     const undo = snapshot(method);
     try {
       const loss = tidy(() => {
-        const l = method.loss(batch.crops, batch.epoch);
+        const crops = this.dtype === "float32" ? batch.crops : batch.crops.map((x) => x.to(this.dtype)); // each (count·B/W, 3, S, S)
+        const l = method.loss(crops, batch.epoch);
         const checked = this.o.hooks?.beforeBackward ? this.o.hooks.beforeBackward(iteration, l) : l;
-        const value = checked.item();
+        let value = checked.item();
+        if (this.dp) value = this.agree(value); // NaN anywhere -> NaN everywhere
         if (!Number.isFinite(value)) return value; // nothing applied: no backward, no step
         optimizer.zeroGrad();
-        checked.backward();
-        method.afterBackward(iteration);
+        checked.backward(); // with SyncBN and gathered negatives, backward runs collectives too
+        method.afterBackward(iteration); // frozen prototypes: their gradients dropped on every rank alike
+        this.dp?.reducer.synchronize(); // every .grad becomes the average over the ranks
         optimizer.step();
         method.afterStep();
         return value;
@@ -532,25 +776,42 @@ class PretrainRun {
     }
   }
 
-  /** Saves a checkpoint of the state after `this.step` iterations, with the sampler at `at`; returns its folder. */
+  /**
+   * Saves a checkpoint of the state after `this.step` iterations, with the sampler at `at` (global images); returns
+   * its folder. Every rank calls it (the queue is gathered, BatchNorm buffers of partial groups broadcast); rank 0
+   * writes.
+   */
   private save(at: SamplerState): string {
-    const sd = this.optimizer.stateDict();
-    const tensors = new Map<string, Tensor>();
-    for (const [k, t] of sd.state) tensors.set(`optim.${k}`, t);
+    const dp = this.dp;
+    // BatchNorm synchronized in groups smaller than the job: each group has its own running statistics; rank 0's
+    // become everyone's (DDP's broadcast_buffers), so that a resumed run continues exactly as this one does.
+    if (dp && dp.syncBnGroup < this.world) broadcastBuffers(this.method.module, dp.pg);
     const q = this.method.queue?.state();
-    if (q) tensors.set("queue.embeddings", q.embeddings);
-    const { config } = this;
-    const state: RunState = {
-      format: "seerkit-pretrain-v1", step: this.step, totalSteps: this.totalSteps, sampler: at, config, seed: config.run.seed,
-      arch: config.model.arch, smallImageStem: config.model.smallImageStem, modelOptions: modelOptions(config.model),
-      optimizer: { step: sd.step, groups: sd.groups },
-      ...(q ? { queue: { filled: q.filled } } : {}),
-      ...(this.knnRandomInit !== undefined ? { knnRandomInit: this.knnRandomInit } : {}),
-      ...(this.lastLoss !== undefined ? { lastLoss: this.lastLoss } : {}),
-    };
-    this.checkpointDir = this.manager.save({ step: this.step, model: this.method.module.stateDict(), tensors, state: state as unknown as Record<string, unknown> });
-    this.savedAt = this.step;
-    return this.checkpointDir;
+    const queue = q && dp ? { embeddings: gatherQueue(q.embeddings, dp.pg, this.B / this.world), filled: q.filled.map((f) => f * this.world) } : q;
+    try {
+      if (this.rank !== 0) {
+        this.savedAt = this.step;
+        return (this.checkpointDir = path.join(this.outDir, `checkpoint-${pad(this.step)}`)); // rank 0 writes it
+      }
+      const sd = this.optimizer.stateDict();
+      const tensors = new Map<string, Tensor>();
+      for (const [k, t] of sd.state) tensors.set(`optim.${k}`, t);
+      if (queue) tensors.set("queue.embeddings", queue.embeddings);
+      const { config } = this;
+      const state: RunState = {
+        format: "seerkit-pretrain-v1", step: this.step, totalSteps: this.totalSteps, sampler: at, config, seed: config.run.seed, worldSize: this.world,
+        arch: config.model.arch, smallImageStem: config.model.smallImageStem, modelOptions: modelOptions(config.model),
+        optimizer: { step: sd.step, groups: sd.groups },
+        ...(queue ? { queue: { filled: queue.filled } } : {}),
+        ...(this.knnRandomInit !== undefined ? { knnRandomInit: this.knnRandomInit } : {}),
+        ...(this.lastLoss !== undefined ? { lastLoss: this.lastLoss } : {}),
+      };
+      this.checkpointDir = this.manager.save({ step: this.step, model: this.method.module.stateDict(), tensors, state: state as unknown as Record<string, unknown> });
+      this.savedAt = this.step;
+      return this.checkpointDir;
+    } finally {
+      if (queue && dp) queue.embeddings.dispose(); // the gathered copy (a single process's is the queue itself)
+    }
   }
 
   /** SIGINT/SIGTERM: finish the iteration, save, stop; a second signal exits at once. */
@@ -570,17 +831,22 @@ class PretrainRun {
     }
   }
 
-  /** After the loop: a checkpoint on interruption; at the end, the final kNN, backbone.safetensors and summary.json. */
+  /**
+   * After the loop: a checkpoint on interruption; at the end, the final kNN, backbone.safetensors and summary.json
+   * (those on rank 0).
+   */
   finish(): PretrainResult {
-    if (this.stopSignal && this.step < this.totalSteps) {
+    if (this.stopping && this.step < this.totalSteps) {
       if (this.savedAt !== this.step && this.step > 0) this.save(this.sampler);
+      const by = this.stopSignal ?? "a signal to another rank";
       this.log(
-        `interrupted by ${this.stopSignal} at step ${this.step} of ${this.totalSteps} (epoch ${this.epoch}); ` +
+        `interrupted by ${by} at step ${this.step} of ${this.totalSteps} (epoch ${this.epoch}); ` +
           (this.checkpointDir ? `saved ${this.checkpointDir}. Run the same command to resume.` : "nothing trained yet, nothing saved."),
       );
       return this.result("interrupted");
     }
     if (this.savedAt !== this.step) this.save(this.sampler);
+    if (this.rank !== 0) return this.result("completed");
     if (this.monitor && this.knnFinal === undefined) this.knnFinal = this.monitor.evaluate(this.method.backbone); // resumed at the end
     const backboneFile = path.join(this.outDir, "backbone.safetensors");
     const { config } = this;
@@ -596,7 +862,7 @@ class PretrainRun {
   private result(status: PretrainResult["status"], backboneFile?: string): PretrainResult {
     const trainSeconds = this.trainMs / 1000;
     const out: PretrainResult = {
-      status, step: this.step, totalSteps: this.totalSteps, resumedFrom: this.startStep, outDir: this.outDir,
+      status, step: this.step, totalSteps: this.totalSteps, resumedFrom: this.startStep, outDir: this.outDir, rank: this.rank, worldSize: this.world,
       wallSeconds: round((performance.now() - this.startedAt) / 1000, 2), trainSeconds: round(trainSeconds, 2),
       imagesPerS: round(trainSeconds > 0 ? ((this.step - this.startStep) * this.B) / trainSeconds : 0, 2),
     };

@@ -139,16 +139,16 @@ interface CliRun {
 }
 
 /**
- * `seer pretrain --nproc 2 ARGS` in a child (the launcher); onOutput sees the output so far and the child, e.g. to
- * signal a worker.
+ * `seer pretrain --nproc 2 ARGS` in a child (the launcher); every 10 ms onTick sees the output so far, the last
+ * step in metrics.jsonl and the launcher's pid, e.g. to signal a worker.
  */
-function runCli(args: string[], runDir: string, onTick: (output: string, step: number) => void = () => {}): Promise<CliRun> {
+function runCli(args: string[], runDir: string, onTick: (output: string, step: number, launcherPid: number) => void = () => {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PRETRAIN_CLI, "--nproc", "2", "--no-progress", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    const timer = setInterval(() => onTick(output, lastMetricsStep(runDir)), 10);
+    const timer = setInterval(() => onTick(output, lastMetricsStep(runDir), child.pid!), 10);
     child.on("error", (e) => {
       clearInterval(timer);
       reject(e);
@@ -215,6 +215,22 @@ describe("seer pretrain --nproc 2: faults", () => {
     for (const f of ["backbone.safetensors", "checkpoint-000000012/model.safetensors", "checkpoint-000000012/state.safetensors"]) {
       assert.ok(fs.readFileSync(path.join(whole, f)).equals(fs.readFileSync(path.join(killedRun, f))), `${f} differs between the resumed and the uninterrupted run`);
     }
+  });
+
+  test("Ctrl-C to the launcher: both ranks stop after the same iteration, rank 0 saves it, exit status 130", async () => {
+    const run = path.join(dir, "interrupted");
+    let sent = false;
+    const r = await runCli(["--config", configFile, "--out", run], run, (_output, step, launcher) => {
+      if (!sent && step >= 3) {
+        sent = true;
+        signalQuietly(launcher, "SIGINT");
+      }
+    });
+    assert.equal(r.code, 130, r.output);
+    const m = /\[rank 0\] interrupted by SIGINT at step (\d+) of 12 .*saved .*checkpoint-0*(\d+)\./.exec(r.output);
+    assert.ok(m && m[1] === m[2], `rank 0 should save the step it stopped at:\n${r.output}`);
+    assert.ok(fs.existsSync(ckpt(run, Number(m[1]))));
+    assert.doesNotMatch(r.output, /\[rank 1\] seer pretrain:/, "rank 1 stops without an error");
   });
 
   test("rank 1 hung (SIGSTOP): rank 0 fails after --dist-timeout naming rank 1, and the launcher ends the job", async () => {

@@ -3,10 +3,18 @@
 // per step and the strong-scaling efficiency: speedup / N = T(1 process) / (N · T(N processes)).
 //
 //   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--sync-bn]
+//   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 10] [--warmup 3] [--set key=value ...]
+//
+// The first form trains a small CNN with plain cross-entropy (the engine: GradientAllReducer over Gloo). The second
+// times the real pretraining iteration of the trainer (train/trainer.ts) on a preset, kNN monitor and intermediate
+// checkpoints off: data sharded by rank, SyncBatchNorm over all ranks, global Sinkhorn or gathered negatives, the
+// per-step [loss, stop] all-reduce, the gradient all-reduce; the time of an iteration excludes waiting for data.
 //
 // Each configuration runs in fresh worker processes started by spawnLocalWorkers; a worker prints one
 // "BENCH {json}" line with its per-step times.
+import * as fs from "fs";
 import * as os from "os";
+import * as path from "path";
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, ReLU, Sequential } from "../nn";
 import { SGD } from "../optim";
 import { keep, manualSeed, randint, randn, setNumThreads, tidy } from "../tensor";
@@ -27,6 +35,10 @@ export interface ScalingBenchOptions {
   imageSize?: number;
   /** Convert the BatchNorms to SyncBatchNorm in the distributed run (default false, as DDP without SyncBN). */
   syncBn?: boolean;
+  /** Time the trainer's iteration on this pretraining preset instead of the small CNN (default: the CNN). */
+  pretrain?: string;
+  /** Config overrides of the preset (key=value, as `seer pretrain` takes them), e.g. dist.syncBnGroupSize=1. */
+  set?: string[];
 }
 
 interface WorkerReport {
@@ -38,6 +50,8 @@ interface WorkerReport {
 }
 
 export interface ScalingBenchResult {
+  /** "small CNN" or the pretraining preset. */
+  model: string;
   nproc: number;
   batch: number;
   /** Median ms per step: one process on the whole batch. */
@@ -52,6 +66,9 @@ export interface ScalingBenchResult {
   speedup: number;
   efficiency: number;
   cpus: number;
+  /** 1-minute load average of the machine before and after the runs (a shared machine: other work competes). */
+  loadBefore: number;
+  loadAfter: number;
 }
 
 /** A small CNN: three conv-BN-ReLU stages (3→32→64→128 channels), global pooling, a linear classifier. */
@@ -107,15 +124,43 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
   pg.destroy();
 }
 
+/**
+ * One worker of --pretrain: the preset's run with batch o.batch (global), o.warmup + o.steps iterations, one thread
+ * per process, the kNN monitor and intermediate checkpoints off; reports each iteration's time (syncMs: not
+ * measured separately inside the trainer, reported as 0).
+ */
+async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string): Promise<void> {
+  const { presetConfig } = await import("../train/presets");
+  const { pretrain } = await import("../train/trainer");
+  const { applyOverrides } = await import("../config/overrides");
+  const nproc = Number(process.env.WORLD_SIZE ?? "1");
+  const config = applyOverrides(presetConfig(o.pretrain), [
+    `data.batchSize=${o.batch}`, `schedule.iterations=${o.warmup + o.steps}`, "optim.warmupIters=1", "knn.enabled=false",
+    "run.checkpointEvery=0", "run.logEvery=1000", `run.threads=${nproc}`, "data.workers=0", ...o.set,
+  ]);
+  const report: WorkerReport = { rank: Number(process.env.RANK ?? "0"), stepMs: [], syncMs: [] };
+  await pretrain({
+    config, outDir, progress: false, handleSignals: false, log: () => {},
+    hooks: { afterIteration: (it, ms) => it >= o.warmup && (report.stepMs.push(ms), report.syncMs.push(0)) },
+  });
+  console.log(`BENCH ${JSON.stringify(report)}`);
+}
+
 async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number }> {
   const reports: WorkerReport[] = [];
-  const r = await spawnLocalWorkers(nproc, __filename, ["--worker", JSON.stringify(o)], {
-    output: "capture",
-    env: { OMP_NUM_THREADS: "1" },
-    onLine: (_rank, line) => {
-      if (line.startsWith("BENCH ")) reports.push(JSON.parse(line.slice(6)) as WorkerReport);
-    },
-  });
+  const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-scaling-"));
+  let r;
+  try {
+    r = await spawnLocalWorkers(nproc, __filename, ["--worker", JSON.stringify(o), outDir], {
+      output: "capture",
+      env: { OMP_NUM_THREADS: "1" },
+      onLine: (_rank, line) => {
+        if (line.startsWith("BENCH ")) reports.push(JSON.parse(line.slice(6)) as WorkerReport);
+      },
+    });
+  } finally {
+    fs.rmSync(outDir, { recursive: true, force: true });
+  }
   if (!r.ok) throw new Error(`scaling bench with ${nproc} process(es) failed: ${r.message}\n${r.output.flat().join("\n")}`);
   // Per step, the slowest rank sets the pace; the least time in synchronize() is the rank that arrived last.
   const perStep = (key: "stepMs" | "syncMs", pick: (...xs: number[]) => number): number[] =>
@@ -127,15 +172,17 @@ async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promi
 export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<ScalingBenchResult> {
   const o: Required<ScalingBenchOptions> = {
     nproc: opts.nproc ?? 2, batch: opts.batch ?? 64, steps: opts.steps ?? 20, warmup: opts.warmup ?? 3,
-    imageSize: opts.imageSize ?? 32, syncBn: opts.syncBn ?? false,
+    imageSize: opts.imageSize ?? 32, syncBn: opts.syncBn ?? false, pretrain: opts.pretrain ?? "", set: opts.set ?? [],
   };
   if (o.batch % o.nproc !== 0) throw new RangeError(`scaling bench: batch ${o.batch} does not split over ${o.nproc} processes`);
+  const loadBefore = os.loadavg()[0]!;
   const single = await runConfig(1, o);
   const dist = await runConfig(o.nproc, o);
+  const loadAfter = os.loadavg()[0]!;
   const speedup = single.stepMs / dist.stepMs;
   return {
-    nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs,
-    speedup, efficiency: speedup / o.nproc, cpus: os.availableParallelism?.() ?? os.cpus().length,
+    model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs,
+    speedup, efficiency: speedup / o.nproc, cpus: os.availableParallelism?.() ?? os.cpus().length, loadBefore, loadAfter,
   };
 }
 
@@ -145,6 +192,18 @@ function parseFlags(argv: string[]): ScalingBenchOptions {
     const flag = argv[i]!;
     if (flag === "--sync-bn") {
       o.syncBn = true;
+      continue;
+    }
+    if (flag === "--pretrain") {
+      const preset = argv[++i];
+      if (preset === undefined) throw new Error("scaling bench: --pretrain needs a preset name (seer pretrain --presets lists them)");
+      o.pretrain = preset;
+      continue;
+    }
+    if (flag === "--set") {
+      const kv = argv[++i];
+      if (kv === undefined || !kv.includes("=")) throw new Error("scaling bench: --set needs key=value");
+      (o.set ??= []).push(kv);
       continue;
     }
     const v = Number(argv[++i]);
@@ -163,11 +222,13 @@ if (require.main === module) {
   const argv = process.argv.slice(2);
   const run =
     argv[0] === "--worker"
-      ? worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)
+      ? (JSON.parse(argv[1]!) as Required<ScalingBenchOptions>).pretrain
+        ? pretrainWorker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>, argv[2]!)
+        : worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)
       : runScalingBench(parseFlags(argv)).then((r) => {
-          console.log(`scaling bench: small CNN, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process`);
+          console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
           console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step`);
-          console.log(`  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)`);
+          console.log(`  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` + (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : ""));
           console.log(`  speedup ${r.speedup.toFixed(2)}x, scaling efficiency ${(100 * r.efficiency).toFixed(0)}%`);
           console.log(`JSON ${JSON.stringify(r)}`);
         });

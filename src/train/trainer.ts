@@ -88,6 +88,8 @@ import { openPretrainLoader } from "./pretrain_data";
 export interface TrainerHooks {
   /** Sees each iteration's loss (0-based iteration) before the finiteness check and backward; may replace it. */
   beforeBackward?: (iteration: number, loss: Tensor) => Tensor;
+  /** Sees each completed iteration (0-based) and its time in ms, data wait excluded (the scaling benchmark). */
+  afterIteration?: (iteration: number, ms: number) => void;
 }
 
 export interface PretrainOptions {
@@ -690,7 +692,9 @@ class PretrainRun {
         const stepStart = performance.now();
         const lr = this.lrs[this.step]!;
         const loss = this.iteration(batch, lr);
-        this.trainMs += performance.now() - stepStart;
+        const stepMs = performance.now() - stepStart;
+        this.trainMs += stepMs;
+        this.o.hooks?.afterIteration?.(this.step - 1, stepMs);
         window.add(B, waitMs);
 
         // Reports, kNN, checkpoints.

@@ -3,6 +3,8 @@
 //   1. LIBTORCH=/path/to/libtorch        a libtorch folder (include/ and lib/ inside)
 //   2. LIBTORCH_USE_PYTORCH=1           ask `python3` (or $PYTHON) where its torch lives
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
+// SEERKIT_GLOO=0 / SEERKIT_NCCL=0 build without the Gloo / NCCL process groups (for a libtorch whose c10d headers
+// do not compile here; collectives then fail at run time with a message saying so).
 // Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|gloo|nccl`; no field: all,
 // as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo / ProcessGroupNCCL (their
 // headers are present next to libtorch's); `include` then also lists the folder that holds nccl.h.
@@ -88,6 +90,7 @@ function cxxStd(info) {
 // c10d's Gloo binding needs ProcessGroupGloo.hpp and gloo's own headers from the same build as libtorch: pip wheels
 // and libtorch archives ship both under include/; Debian's libtorch-dev has the first, libgloo-dev the second.
 function hasGloo(info) {
+  if (process.env.SEERKIT_GLOO === "0") return false; // opt out: build without c10d's Gloo backend
   const found = (rel) => info.include.some((d) => fs.existsSync(path.join(d, rel)));
   return found("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp") && found("gloo/context.h");
 }
@@ -95,6 +98,7 @@ function hasGloo(info) {
 // ProcessGroupNCCL needs a CUDA build, its header, and nccl.h. pip's torch takes nccl.h from the nvidia-nccl wheel
 // (site-packages/nvidia/nccl/include), a CUDA toolkit or NCCL_INCLUDE_DIR may hold it too.
 function ncclInclude(info) {
+  if (process.env.SEERKIT_NCCL === "0") return undefined; // opt out: build without ProcessGroupNCCL
   if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so"))) return undefined;
   if (!info.include.some((d) => fs.existsSync(path.join(d, "torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp")))) return undefined;
   const candidates = [

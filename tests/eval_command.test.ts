@@ -1,6 +1,8 @@
-// `seer eval knn|linear|lowshot` (src/eval/command.ts) end to end on a small folder of class subfolders written
-// with sharp, with a random-init RegNetX-200MF (CIFAR stem) as the baseline backbone: the table and the JSON, the
-// feature cache shared between the subcommands, the low-shot subset file, help and argument errors.
+// `seer eval knn|linear|finetune|lowshot` (src/eval/command.ts) end to end on a small folder of class subfolders
+// written with sharp, with a random-init RegNetX-200MF (CIFAR stem) as the baseline backbone: the table and the JSON,
+// the feature cache shared between the subcommands, the low-shot subset file, fine-tuning (and its --scratch twin
+// of a saved trunk), help and argument errors.
+import "./helpers/quiet_omp"; // first: before libtorch loads
 import { after, test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "fs";
@@ -84,7 +86,7 @@ test("eval linear and lowshot reuse the cached features; the subset file is writ
   assert.equal(r.params.epochs, 3);
   assert.equal(r.params.batchNorm, true);
 
-  const args = ["lowshot", ...common, "--pct", "50", "--subset-dir", SUBSETS, "--epochs", "2", "--json"];
+  const args = ["lowshot", ...common, "--pct", "50", "--subset-dir", SUBSETS, "--mode", "linear", "--epochs", "2", "--json"];
   const first = JSON.parse((await run(args)).out) as EvalReport;
   assert.equal(first.lowshot!.created, true);
   assert.deepEqual(first.lowshot!.classCounts, [3, 3]);
@@ -92,12 +94,47 @@ test("eval linear and lowshot reuse the cached features; the subset file is writ
   assert.equal(first.nTest, 12);
   assert.match(first.method, /^lowshot 50% linear/);
   const mtime = fs.statSync(first.lowshot!.file).mtimeMs;
-  const knn = JSON.parse((await run([...args, "--method", "knn", "--k", "3"])).out) as EvalReport;
+  const knn = JSON.parse((await run([...args, "--mode", "knn", "--k", "3"])).out) as EvalReport;
   assert.equal(knn.lowshot!.created, false);
   assert.equal(knn.lowshot!.file, first.lowshot!.file);
   assert.equal(fs.statSync(first.lowshot!.file).mtimeMs, mtime);
   assert.match(knn.method, /^lowshot 50% knn k=3/);
   assert.equal(fs.readdirSync(CACHE).length, 2, "still the same two feature files");
+});
+
+test("eval finetune: trunk + head end to end, JSON report; lowshot fine-tunes by default; --scratch re-initializes a saved trunk", async () => {
+  await ready;
+  const before = memory().numTensors;
+  const ft = await run(["finetune", ...common, "--iterations", "3", "--batch", "4", "--json"]);
+  assert.equal(ft.code, 0, ft.err);
+  const r = JSON.parse(ft.out) as EvalReport;
+  assert.match(r.method, /^finetune 3 it \(1\.0 ep\)$/);
+  assert.deepEqual([r.nTrain, r.nTest, r.params.size, r.params.iterations, r.params.batchSize, r.params.lr], [12, 12, 32, 3, 4, 0.05]);
+  assert.equal(r.transform, "resize 32, crop 32");
+  assert.ok(r.top1 >= 0 && r.top1 <= 100 && r.top5 === 100, `top-1 ${r.top1}, top-5 ${r.top5} (2 classes)`);
+  assert.ok(Number.isFinite(r.params.finalTrainLoss as number));
+
+  const ls = await run(["lowshot", ...common, "--pct", "50", "--subset-dir", SUBSETS, "--iterations", "2", "--batch", "2", "--json"]);
+  assert.equal(ls.code, 0, ls.err);
+  const l = JSON.parse(ls.out) as EvalReport;
+  assert.match(l.method, /^lowshot 50% finetune 2 it/);
+  assert.equal(l.nTrain, 6);
+
+  // A saved trunk and its scratch twin: same architecture, random init, so a different result than the weights.
+  const { createModel } = await import("../src/models/registry");
+  const { saveSafetensors } = await import("../src/io/safetensors");
+  const { manualSeed } = await import("../src/tensor");
+  manualSeed(5);
+  const m = createModel("regnet_x_200mf", { numClasses: 0, smallImageStem: true });
+  const file = path.join(TMP, "trunk.safetensors");
+  saveSafetensors(file, m.stateDict(), { arch: "regnet_x_200mf", smallImageStem: "true" });
+  m.dispose();
+  const withCkpt = common.slice(2);
+  const table = await run(["finetune", "--checkpoint", file, ...withCkpt, "--iterations", "2", "--batch", "4", "--scratch"]);
+  assert.equal(table.code, 0, table.err);
+  assert.match(table.out, /regnet_x_200mf \(random init, seed 0\)/);
+  assert.match(table.out, /finetune 2 it \(0\.7 ep\) \(scratch\)/);
+  assert.equal(memory().numTensors, before, "the command frees everything");
 });
 
 test("help and argument errors", async () => {
@@ -106,7 +143,7 @@ test("help and argument errors", async () => {
   assert.match(top.out, /knn\s.*linear\s|lowshot/s);
   const help = await run(["lowshot", "--help"]);
   assert.equal(help.code, 0);
-  assert.match(help.out, /fine-tuning .* not implemented yet/);
+  assert.match(help.out, /fine-tuning \(default; or --mode linear \/ knn\)/);
   assert.match(help.out, /--pct/);
   assert.equal((await run(["svm"])).code, 2);
   const missing = await run(["knn", "--train", TRAIN, "--test", TEST]);
@@ -115,6 +152,12 @@ test("help and argument errors", async () => {
   const unknown = await run(["knn", "--bogus", "1"]);
   assert.equal(unknown.code, 2);
   assert.match(unknown.err, /unknown option --bogus/);
+  const badMode = await run(["lowshot", ...common, "--pct", "50", "--mode", "svm"]);
+  assert.equal(badMode.code, 2);
+  assert.match(badMode.err, /finetune, linear or knn for --mode but received 'svm'/);
+  const bigBatch = await run(["finetune", ...common, "--batch", "64"]);
+  assert.equal(bigBatch.code, 2);
+  assert.match(bigBatch.err, /--batch 64 is more than the 12 train images/);
   const noPct = await run(["lowshot", ...common]);
   assert.equal(noPct.code, 2);
   assert.match(noPct.err, /--pct is required/);

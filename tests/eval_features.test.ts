@@ -192,6 +192,27 @@ test("backbones: random:<arch>, a bare state dict file, and a checkpoint folder 
   assert.throws(() => loadBackbone({ checkpoint: path.join(TMP, "nope") }), /does not exist/);
 });
 
+test("backbones: design overrides recorded by a pretraining run (modelOptions metadata) rebuild the same trunk", () => {
+  manualSeed(6);
+  const design = { depth: 2, w0: 8, wa: 8, wm: 2, groupWidth: 8, stemWidth: 8 };
+  using src = createModel("regnet_x_200mf", { ...design, smallImageStem: true, numClasses: 0 });
+  const dir = path.join(TMP, "designed");
+  fs.mkdirSync(dir, { recursive: true });
+  // What train/trainer.ts writes: arch, stem, and the createModel options as JSON (numClasses included).
+  saveSafetensors(path.join(dir, "backbone.safetensors"), src.stateDict(), { arch: "regnet_x_200mf", smallImageStem: "true", modelOptions: JSON.stringify({ ...design, numClasses: 0, smallImageStem: true }) });
+  const loaded = loadBackbone({ checkpoint: dir });
+  try {
+    assert.deepEqual(loaded.modelOptions, design);
+    assert.equal(loaded.backbone.numParameters(), src.numParameters());
+    for (const [k, t] of src.stateDict()) assert.deepEqual(loaded.backbone.stateDict().get(k)!.toArray(), t.toArray(), k);
+    assert.match(loaded.identity, /options \{"depth":2/);
+  } finally {
+    loaded.backbone.dispose();
+  }
+  saveSafetensors(path.join(dir, "backbone.safetensors"), src.stateDict(), { arch: "regnet_x_200mf", smallImageStem: "true", modelOptions: "{not json" });
+  assert.throws(() => loadBackbone({ checkpoint: dir }), /backbone\.safetensors: metadata modelOptions is not JSON/);
+});
+
 test("default transforms: CIFAR as decoded, everything else Resize(256) → CenterCrop(224)", () => {
   assert.deepEqual([defaultEvalTransform("builtin:cifar10/test").resizeShortSide, defaultEvalTransform("builtin:cifar10/test").centerCrop], [0, 0]);
   assert.deepEqual([defaultEvalTransform("builtin:imagenette/val").resizeShortSide, defaultEvalTransform("/data/x").centerCrop], [256, 224]);

@@ -193,8 +193,18 @@ const DELEGATED: Record<string, { summary: string; load(): (argv: string[]) => P
     },
   },
   eval: {
-    summary: "evaluate a backbone: knn | linear | lowshot (seer eval knn --help)",
-    load: () => (require("../eval/command") as typeof import("../eval/command")).evalCommand,
+    summary: "evaluate a backbone: knn | linear | finetune | lowshot (seer eval knn --help)",
+    load: () => {
+      quietOpenMp(); // spinning OpenMP threads starve the image decoders of fine-tuning (2.4 s/step instead of 0.5 here)
+      return (require("../eval/command") as typeof import("../eval/command")).evalCommand;
+    },
+  },
+  reproduce: {
+    summary: "the SEER study at small scale: SwAV/SimCLR on uncurated vs curated pools, RegNetY sizes, kNN/linear/low-shot vs scratch; report.md",
+    load: () => {
+      quietOpenMp();
+      return (require("../reproduce/command") as typeof import("../reproduce/command")).reproduceCommand;
+    },
   },
 };
 

@@ -11,8 +11,9 @@
 // `module.` (DDP) is dropped; classifier (`fc.*`), projection-head and prototype tensors are ignored: the backbone
 // is built without a classifier and must otherwise match exactly.
 //
-// The architecture comes from --arch, else from the weights file's safetensors metadata (`arch`, and
-// `smallImageStem` "true"/"false"), else from the checkpoint's state.json (`state.arch`, `state.smallImageStem`).
+// The architecture comes from --arch, else from the weights file's safetensors metadata (`arch`, `smallImageStem`
+// "true"/"false", and `modelOptions`, the JSON of RegNet design overrides such as {"w0":16}), else from the
+// checkpoint's state.json (`state.arch`, `state.smallImageStem`, `state.modelOptions`).
 import * as fs from "fs";
 import * as path from "path";
 import { disposeTensors, loadSafetensors, readSafetensorsHeader } from "../io/safetensors";
@@ -39,6 +40,8 @@ export interface LoadedBackbone {
   backbone: BackboneModel;
   arch: string;
   smallImageStem: boolean;
+  /** RegNet design overrides the backbone was built with (recorded by the run, or given in the spec). */
+  modelOptions: CreateModelOptions;
   /** The weights file, unless random. */
   weightsFile?: string;
   /** What the features depend on, for the feature cache: file path, size and mtime, or random:<arch> and seed. */
@@ -78,6 +81,32 @@ export function locateWeights(checkpoint: string): WeightsLocation {
   throw new Error(`${checkpoint}: no backbone.safetensors, model.safetensors or intact checkpoint-<step>/ folder in it`);
 }
 
+/**
+ * The RegNet design overrides a pretraining run recorded (train/trainer.ts writes `modelOptions` into the weights'
+ * metadata and state.json, e.g. {"w0":16,"wa":12}), without the options the spec sets itself (stem, classifier).
+ */
+function recordedDesign(file: string, metaText: string | undefined, stateValue: unknown): CreateModelOptions {
+  let parsed: unknown = stateValue;
+  if (metaText !== undefined) {
+    try {
+      parsed = JSON.parse(metaText);
+    } catch (e) {
+      throw new Error(`${file}: metadata modelOptions is not JSON (${(e as Error).message})`);
+    }
+  }
+  if (parsed === undefined || parsed === null) return {};
+  if (typeof parsed !== "object" || Array.isArray(parsed)) throw new Error(`${file}: modelOptions must be an object of design overrides but is ${JSON.stringify(parsed)}`);
+  const o = { ...(parsed as Record<string, unknown>) };
+  delete o.numClasses;
+  delete o.smallImageStem;
+  return o as CreateModelOptions;
+}
+
+/** "w0=16, wa=12" for reports. */
+export function designText(o: CreateModelOptions): string {
+  return Object.entries(o).filter(([k]) => k !== "numClasses" && k !== "smallImageStem").map(([k, v]) => `${k}=${String(v)}`).join(", ");
+}
+
 const asBool = (v: unknown): boolean | undefined => (v === true || v === "true" ? true : v === false || v === "false" ? false : undefined);
 
 /** Only the backbone's tensors: those under `backbone.` when there are any, and never a classifier's. */
@@ -104,7 +133,11 @@ export function loadBackbone(spec: BackboneSpec): LoadedBackbone {
     manualSeed(seed);
     const backbone = createModel(arch, { ...spec.modelOptions, numClasses: 0, smallImageStem }).eval();
     const identity = `random:${arch} seed ${seed} smallImageStem ${smallImageStem} options ${JSON.stringify(spec.modelOptions ?? {})}`;
-    return { backbone, arch, smallImageStem, identity, description: `${arch} (random init, seed ${seed})` };
+    const modelOptions = { ...spec.modelOptions };
+    delete modelOptions.smallImageStem;
+    delete modelOptions.numClasses;
+    const design = Object.keys(modelOptions).length > 0 ? ` ${designText(modelOptions)}` : "";
+    return { backbone, arch, smallImageStem, modelOptions, identity, description: `${arch}${design} (random init, seed ${seed})` };
   }
 
   const { file, state } = locateWeights(spec.checkpoint);
@@ -112,7 +145,8 @@ export function loadBackbone(spec: BackboneSpec): LoadedBackbone {
   const arch = spec.arch ?? meta.arch ?? (typeof state?.arch === "string" ? state.arch : undefined);
   if (!arch) throw new Error(`${file}: the architecture is not recorded in the checkpoint; give it with --arch (e.g. --arch regnet_y_400mf)`);
   const smallImageStem = spec.smallImageStem ?? spec.modelOptions?.smallImageStem ?? asBool(meta.smallImageStem) ?? asBool(state?.smallImageStem) ?? false;
-  const backbone = createModel(arch, { ...spec.modelOptions, numClasses: 0, smallImageStem });
+  const modelOptions = { ...recordedDesign(file, meta.modelOptions, state?.modelOptions), ...spec.modelOptions };
+  const backbone = createModel(arch, { ...modelOptions, numClasses: 0, smallImageStem });
   const sd = loadSafetensors(file);
   try {
     const renamed = mapStateDict(backboneEntries(sd), "auto", "torchvision", { unknown: "keep" });
@@ -126,6 +160,7 @@ export function loadBackbone(spec: BackboneSpec): LoadedBackbone {
   }
   backbone.eval();
   const stat = fs.statSync(file);
-  const identity = `file ${path.resolve(file)} bytes ${stat.size} mtime ${stat.mtimeMs} arch ${arch} smallImageStem ${smallImageStem}`;
-  return { backbone, arch, smallImageStem, weightsFile: file, identity, description: `${arch} from ${file}` };
+  const design = Object.keys(modelOptions).length > 0 ? ` options ${JSON.stringify(modelOptions)}` : "";
+  const identity = `file ${path.resolve(file)} bytes ${stat.size} mtime ${stat.mtimeMs} arch ${arch} smallImageStem ${smallImageStem}${design}`;
+  return { backbone, arch, smallImageStem, modelOptions, weightsFile: file, identity, description: `${arch}${design ? ` (${designText(modelOptions)})` : ""} from ${file}` };
 }

@@ -10,6 +10,9 @@
 // (`int(round((H - S) / 2))`, round half to even) and an image smaller than the crop is padded with zeros, as
 // torchvision's CenterCrop pads.
 //
+// decodeLabelledImages keeps the transformed images themselves in memory instead (fine-tuning evaluates a model on
+// the same test images several times, so they decode once).
+//
 // Bad images (unreadable, truncated, not images, ...) are skipped and counted by reason (decode.ts DecodeStats),
 // never fatal: a feature set lists, for each row, the index of the record it came from.
 //
@@ -236,23 +239,26 @@ async function* enumerate(source: ImageSource): AsyncGenerator<[number, ImageRec
   for await (const r of source) yield [i++, r];
 }
 
-/**
- * Extracts features of every good image of a labelled source: decode (sharp) → eval transform → batches through
- * `backbone.forwardFeatures` in eval mode under noGrad. The next batch decodes (on libuv's pool) while the
- * current one runs forward. The backbone's training mode is restored afterwards. Records without a label are an
- * error (an eval needs labels: folders need class subfolders).
- */
-export async function extractFeatures(backbone: FeatureExtractor, source: ImageSource, o: ExtractOptions = {}): Promise<FeatureSet> {
-  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
-  checkTransform(t);
-  const batchSize = o.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
-  const device = o.device ?? "cpu";
-  const stats = new DecodeStats(o.log);
-  const decodeOptions: DecodeOptions = { ...o.decode, ...(t.resizeShortSide > 0 ? { resizeShortSide: t.resizeShortSide, upscale: true } : {}) };
-  const total = isIndexed(source) ? source.length : undefined;
-  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? "features", total, "img") : undefined;
+/** A batch of good images after the eval transform's resize and crop, as 8-bit pixels. */
+interface PixelBatch {
+  /** (n, H, W, 3) uint8, n = labels.length (0 when every record of the batch was bad). */
+  hwc: Uint8Array;
+  H: number;
+  W: number;
+  labels: number[];
+  /** Record index of each image. */
+  indices: number[];
+  /** Records met so far (good and bad), for progress. */
+  met: number;
+}
 
+/**
+ * The labelled source's good images, decoded (sharp), resized and center-cropped by the eval transform, in record
+ * order, `batchSize` records at a time. The next batch decodes (on libuv's pool) while the consumer works on the
+ * current one. Records without a label are an error (an eval needs labels: folders need class subfolders).
+ */
+async function* pixelBatches(source: ImageSource, t: EvalTransform, batchSize: number, stats: DecodeStats, decode: ExtractOptions["decode"]): AsyncGenerator<PixelBatch> {
+  const decodeOptions: DecodeOptions = { ...decode, ...(t.resizeShortSide > 0 ? { resizeShortSide: t.resizeShortSide, upscale: true } : {}) };
   const records = enumerate(source);
   let met = 0;
   let size: [number, number] | undefined = t.centerCrop > 0 ? [t.centerCrop, t.centerCrop] : undefined; // (H, W)
@@ -279,39 +285,75 @@ export async function extractFeatures(backbone: FeatureExtractor, source: ImageS
     return { images: prepared.filter((p): p is Prepared => p !== undefined), records: batch.length };
   };
 
-  const chunks: Tensor[] = [];
-  const labels: number[] = [];
-  const indices: number[] = [];
-  const wasTraining = backbone.training;
-  backbone.eval();
-  if (device !== "cpu") backbone.to(device);
   let pending = nextBatch();
   try {
     for (;;) {
       const next = await pending;
-      if (next === undefined) break;
-      pending = nextBatch(); // decodes while this batch runs forward
+      if (next === undefined) return;
+      pending = nextBatch(); // decodes while the consumer works on this batch
       const batch = next.images;
       met += next.records;
-      if (batch.length > 0) {
-        size ??= [batch[0]!.height, batch[0]!.width];
-        const [H, W] = size;
-        const bad = batch.find((p) => p.height !== H || p.width !== W);
-        if (bad) {
-          throw new Error(`${source.description}: images differ in size (${bad.width}x${bad.height} vs ${W}x${H}) and the transform has no center crop; give a crop size (--crop)`);
-        }
-        const hwc = new Uint8Array(batch.length * H * W * 3);
-        batch.forEach((p, i) => hwc.set(p.pixels, i * H * W * 3));
-        chunks.push(forwardBatch(backbone, hwc, [batch.length, H, W], t, device)); // (n, D)
-        for (const p of batch) {
-          labels.push(p.label);
-          indices.push(p.index);
-        }
+      if (batch.length > 0) size ??= [batch[0]!.height, batch[0]!.width];
+      const [H, W] = size ?? [0, 0];
+      const bad = batch.find((p) => p.height !== H || p.width !== W);
+      if (bad) {
+        throw new Error(`${source.description}: images differ in size (${bad.width}x${bad.height} vs ${W}x${H}) and the transform has no center crop; give a crop size (--crop)`);
+      }
+      const hwc = new Uint8Array(batch.length * H * W * 3);
+      batch.forEach((p, i) => hwc.set(p.pixels, i * H * W * 3));
+      yield { hwc, H, W, labels: batch.map((p) => p.label), indices: batch.map((p) => p.index), met };
+    }
+  } finally {
+    pending.catch(() => undefined); // on an early exit its failure, if any, is not the one to report
+  }
+}
+
+/** (n, H, W, 3) uint8 pixels → (n, 3, H, W) float32 on `device`: ToTensor (/255) then Normalize per channel. */
+function normalizedImages(hwc: Uint8Array, [n, H, W]: [number, number, number], t: EvalTransform, device: Device): Tensor {
+  return tidy(() => {
+    const raw = tensor(hwc, { shape: [n, H, W, 3], dtype: "uint8" }); // (n, H, W, 3)
+    const planes = raw.permute(0, 3, 1, 2).contiguous(); // (n, 3, H, W) uint8, NCHW memory
+    const onDevice = device === "cpu" ? planes : planes.to(device);
+    const mean = tensor(Float32Array.from(t.mean), { shape: [1, 3, 1, 1], device });
+    const std = tensor(Float32Array.from(t.std), { shape: [1, 3, 1, 1], device });
+    return onDevice.to("float32").div_(255).sub_(mean).div_(std); // (n, 3, H, W)
+  });
+}
+
+/**
+ * Extracts features of every good image of a labelled source: decode (sharp) → eval transform → batches through
+ * `backbone.forwardFeatures` in eval mode under noGrad. The next batch decodes (on libuv's pool) while the
+ * current one runs forward. The backbone's training mode is restored afterwards. Records without a label are an
+ * error (an eval needs labels: folders need class subfolders).
+ */
+export async function extractFeatures(backbone: FeatureExtractor, source: ImageSource, o: ExtractOptions = {}): Promise<FeatureSet> {
+  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
+  checkTransform(t);
+  const batchSize = o.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
+  const device = o.device ?? "cpu";
+  const stats = new DecodeStats(o.log);
+  const total = isIndexed(source) ? source.length : undefined;
+  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? "features", total, "img") : undefined;
+
+  const chunks: Tensor[] = [];
+  const labels: number[] = [];
+  const indices: number[] = [];
+  let met = 0;
+  const wasTraining = backbone.training;
+  backbone.eval();
+  if (device !== "cpu") backbone.to(device);
+  try {
+    for await (const b of pixelBatches(source, t, batchSize, stats, o.decode)) {
+      met = b.met;
+      if (b.labels.length > 0) {
+        chunks.push(forwardBatch(backbone, b.hwc, [b.labels.length, b.H, b.W], t, device)); // (n, D)
+        labels.push(...b.labels);
+        indices.push(...b.indices);
       }
       bar?.update(met, stats.totalSkipped > 0 ? `${stats.totalSkipped} skipped` : "");
     }
   } catch (e) {
-    pending.catch(() => undefined); // its failure, if any, is not the one to report
     for (const c of chunks) c.dispose();
     throw e;
   } finally {
@@ -326,20 +368,106 @@ export async function extractFeatures(backbone: FeatureExtractor, source: ImageS
 }
 
 /** One batch of (n, H, W, 3) uint8 pixels → (n, D) float32 features on the CPU. */
-function forwardBatch(backbone: FeatureExtractor, hwc: Uint8Array, [n, H, W]: [number, number, number], t: EvalTransform, device: Device): Tensor {
+function forwardBatch(backbone: FeatureExtractor, hwc: Uint8Array, shape: [number, number, number], t: EvalTransform, device: Device): Tensor {
   return noGrad(() =>
     tidy(() => {
-      const raw = tensor(hwc, { shape: [n, H, W, 3], dtype: "uint8" }); // (n, H, W, 3)
-      const planes = raw.permute(0, 3, 1, 2).contiguous(); // (n, 3, H, W) uint8, NCHW memory
-      const onDevice = device === "cpu" ? planes : planes.to(device);
-      // ToTensor (/255) then Normalize: (x / 255 - mean) / std per channel.
-      const mean = tensor(Float32Array.from(t.mean), { shape: [1, 3, 1, 1], device });
-      const std = tensor(Float32Array.from(t.std), { shape: [1, 3, 1, 1], device });
-      const x = onDevice.to("float32").div_(255).sub_(mean).div_(std); // (n, 3, H, W)
+      const x = normalizedImages(hwc, shape, t, device); // (n, 3, H, W)
       const f = backbone.forwardFeatures(x); // (n, D)
       return device === "cpu" ? f.to("float32") : f.to("cpu").to("float32");
     }),
   );
+}
+
+/** The good images of a labelled source after the eval transform, held in memory (fine-tuning's test set). */
+export class LabelledImages implements Disposable {
+  constructor(
+    /** (N, 3, H, W) float32, normalized, on the CPU. */
+    readonly images: Tensor,
+    /** (N) int64 class indices. */
+    readonly labels: Tensor,
+    /** For each row, the index of its record in the source. */
+    readonly recordIndices: Int32Array,
+    readonly classes: readonly string[] | undefined,
+    /** The source's description. */
+    readonly source: string,
+    /** Skipped records by reason. */
+    readonly skipped: Readonly<Record<SkipReason, number>>,
+  ) {}
+
+  get length(): number {
+    return this.recordIndices.length;
+  }
+
+  dispose(): void {
+    this.images.dispose();
+    this.labels.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * Decodes every good image of a labelled source with the eval transform (as extractFeatures sees them) into one
+ * (N, 3, H, W) tensor: for models that are evaluated several times (fine-tuning), so the images decode once.
+ * Memory: N·3·H·W floats (500 images at 64×64: 25 MB).
+ */
+export async function decodeLabelledImages(source: ImageSource, o: Omit<ExtractOptions, "device"> = {}): Promise<LabelledImages> {
+  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
+  checkTransform(t);
+  const batchSize = o.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
+  const stats = new DecodeStats(o.log);
+  const total = isIndexed(source) ? source.length : undefined;
+  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? "images", total, "img") : undefined;
+  const chunks: Tensor[] = [];
+  const labels: number[] = [];
+  const indices: number[] = [];
+  let shape: [number, number] | undefined;
+  try {
+    for await (const b of pixelBatches(source, t, batchSize, stats, o.decode)) {
+      if (b.labels.length > 0) {
+        shape ??= [b.H, b.W];
+        chunks.push(normalizedImages(b.hwc, [b.labels.length, b.H, b.W], t, "cpu")); // (n, 3, H, W)
+        labels.push(...b.labels);
+        indices.push(...b.indices);
+      }
+      bar?.update(b.met, stats.totalSkipped > 0 ? `${stats.totalSkipped} skipped` : "");
+    }
+  } catch (e) {
+    for (const c of chunks) c.dispose();
+    throw e;
+  }
+  if (chunks.length === 0) throw new Error(`${source.description}: no readable labelled images (${stats.totalSkipped} skipped)`);
+  const images = cat(chunks, 0); // (N, 3, H, W)
+  for (const c of chunks) c.dispose();
+  const labelTensor = tensor(BigInt64Array.from(labels, (l) => BigInt(l)), { shape: [labels.length] }); // (N)
+  return new LabelledImages(images, labelTensor, Int32Array.from(indices), source.classes, source.description, { ...stats.skipped });
+}
+
+/**
+ * Features of images already decoded (decodeLabelledImages): `backbone.forwardFeatures` in eval mode under noGrad,
+ * `batchSize` images at a time; the training mode is restored. For several models on the same images (the
+ * decoding is then paid once). A FeatureSet that owns its tensors (labels copied).
+ */
+export function imageFeatures(backbone: FeatureExtractor, images: LabelledImages, batchSize = 64): FeatureSet {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
+  const n = images.length;
+  const wasTraining = backbone.training;
+  backbone.eval();
+  try {
+    const features = noGrad(() =>
+      tidy(() => {
+        const parts: Tensor[] = [];
+        for (let s = 0; s < n; s += batchSize) parts.push(backbone.forwardFeatures(images.images.narrow(0, s, Math.min(batchSize, n - s))).to("float32")); // (b, D)
+        return parts.length > 0 ? cat(parts, 0) : empty([0, backbone.numFeatures]); // (N, D)
+      }),
+    );
+    return new FeatureSet(features, images.labels.clone(), images.recordIndices, images.classes, images.source, n, images.skipped);
+  } finally {
+    backbone.train(wasTraining);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

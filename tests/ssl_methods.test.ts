@@ -6,56 +6,18 @@ import * as assert from "node:assert/strict";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { type DType, manualSeed, memory, noGrad, randn, type Tensor, tidy } from "../src/tensor";
-import { BatchNorm2d, Conv2d, Module, init } from "../src/nn";
+import { type DType, manualSeed, memory, randn, type Tensor, tidy } from "../src/tensor";
 import * as F from "../src/nn/functional";
 import { saveSafetensors } from "../src/io/safetensors";
 import { ProjectionHead, SwAVPrototypes } from "../src/ssl/heads";
 import { SwAVQueue } from "../src/ssl/swav_loss";
 import { SwAV } from "../src/ssl/methods/swav";
 import { SimCLR } from "../src/ssl/methods/simclr";
-import type { Backbone } from "../src/ssl/types";
 import { assertClose, assertNoLeak } from "./helpers/assert";
+import { HEAD_DIMS, Tiny, buildTinySwav, perturbBatchNorms } from "./helpers/ssl_tiny";
 import { oracleTensor, runOracle } from "./helpers/oracle";
 
-/** conv 3x3 -> BN -> ReLU -> global average pool: (N, 3, S, S) -> (N, 6). Keep in step with Tiny in the oracle. */
-class Tiny extends Module implements Backbone {
-  readonly numFeatures = 6;
-  readonly conv = this.registerModule("conv", new Conv2d(3, 6, 3, { padding: 1, bias: false }));
-  readonly bn = this.registerModule("bn", new BatchNorm2d(6));
-  forwardFeatures(x: Tensor): Tensor {
-    return tidy(() => this.bn.forward(this.conv.forward(x)).relu().mean([2, 3])); // (N, 6)
-  }
-  forward(x: Tensor): Tensor {
-    return this.forwardFeatures(x);
-  }
-}
-
-const HEAD_DIMS = [6, 8, 5];
 const tmpFile = (name: string): string => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-ssl-")), name);
-
-/** Non-trivial BN affine parameters and running statistics, so that the comparison covers them. */
-function perturbBatchNorms(m: Module): void {
-  noGrad(() => {
-    for (const [name, t] of m.stateDict()) {
-      if (/bn\.weight$|^head\.1\.weight$/.test(name)) init.uniform_(t, 0.5, 1.5);
-      else if (/bn\.bias$|^head\.1\.bias$|running_mean$/.test(name)) init.normal_(t, 0, 0.3);
-      else if (name.endsWith("running_var")) init.uniform_(t, 0.5, 2);
-    }
-  });
-}
-
-function buildSwav(dtype: DType, prototypes: number[], queue?: SwAVQueue): SwAV {
-  const swav = new SwAV(new Tiny(), {
-    numCrops: [2, 3],
-    head: new ProjectionHead(HEAD_DIMS, { batchNorm: true }),
-    prototypes: new SwAVPrototypes(5, prototypes, { frozenUntilStep: 1 }),
-    loss: { temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3, cropsForAssign: [0, 1] },
-    queue,
-  }).to(dtype);
-  perturbBatchNorms(swav);
-  return swav;
-}
 
 interface StepCase {
   dtype: DType;
@@ -74,7 +36,7 @@ for (const c of [
     manualSeed(11);
     const B = 3;
     using queue = c.queue ? new SwAVQueue(2 * B, 5, 0, { numQueues: 2, dtype: c.dtype }) : undefined;
-    using swav = buildSwav(c.dtype, c.prototypes, queue);
+    using swav = buildTinySwav(c.dtype, c.prototypes, { queue });
     if (queue) tidy(() => queue.loadState({ embeddings: F.normalize(randn([2, 2 * B, 5], { dtype: c.dtype }), { dim: 2 }), filled: [2 * B, 2 * B] }));
     using queueBefore = queue?.state().embeddings.clone();
     const file = tmpFile("swav.safetensors");
@@ -123,8 +85,8 @@ test("SwAV: the queue fills from startEpoch on, joins Sinkhorn once full, and ch
   manualSeed(12);
   const B = 2;
   using queue = new SwAVQueue(2 * B, 5, 1, { numQueues: 2, dtype: "float64" });
-  using swav = buildSwav("float64", [7], queue);
-  using plain = buildSwav("float64", [7]);
+  using swav = buildTinySwav("float64", [7], { queue });
+  using plain = buildTinySwav("float64", [7]);
   plain.loadStateDict(swav.stateDict());
   swav.eval(); // BN on running statistics: every call sees the same numbers
   plain.eval();
@@ -154,7 +116,7 @@ test("SwAV: the queue fills from startEpoch on, joins Sinkhorn once full, and ch
 
 test("SwAV: checks crops and parts; default head and prototypes as smallSwavHead", () => {
   assertNoLeak(() => {
-    using swav = buildSwav("float32", [7]);
+    using swav = buildTinySwav("float32", [7]);
     tidy(() => {
       assert.throws(() => swav.forward([randn([6, 3, 4, 4])]), /2 resolution groups/);
       assert.throws(() => swav.forward([randn([6, 3, 4, 4]), randn([8, 3, 4, 4])]), /group 1 has shape \[8, 3, 4, 4\]/);

@@ -11,6 +11,7 @@
 # simclr: google-research/simclr lars_optimizer.py (classic momentum) written out by hand.
 import torch
 from exchange import load, save
+from larc_ref import apex_larc_step
 
 inputs, args = load()
 names = args["names"]
@@ -43,36 +44,6 @@ def torch_groups(params, run):
 def set_lr(opt_groups, run, lr):
     for g, spec in zip(opt_groups, run["groups"]):
         g["lr"] = lr * spec["lrScale"]
-
-
-def apex_larc_step(opt, params, larc):
-    """apex LARC.step, with exclusions: wd 0 for excluded-from-decay, plain (g + wd p) for excluded-from-adaptation."""
-    index = {id(p): i for i, p in enumerate(params)}
-    with torch.no_grad():
-        weight_decays = []
-        for group in opt.param_groups:
-            weight_decay = group["weight_decay"]
-            weight_decays.append(weight_decay)
-            group["weight_decay"] = 0
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                i = index[id(p)]
-                wd = weight_decay if larc["decay"][i] else 0.0
-                if not larc["adapt"][i]:
-                    p.grad.data += wd * p.data
-                    continue
-                param_norm = torch.norm(p.data)
-                grad_norm = torch.norm(p.grad.data)
-                if param_norm != 0 and grad_norm != 0:
-                    adaptive_lr = larc["tc"] * param_norm / (grad_norm + param_norm * wd + larc["eps"])
-                    if larc["clip"]:
-                        adaptive_lr = min(adaptive_lr / group["lr"], 1)
-                    p.grad.data += wd * p.data
-                    p.grad.data *= adaptive_lr
-    opt.step()
-    for i, group in enumerate(opt.param_groups):
-        group["weight_decay"] = weight_decays[i]
 
 
 def simclr_step(groups, params, larc, buffers):

@@ -24,6 +24,13 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
+// The collectives' base class, declared here and not only through the Gloo/NCCL headers, so that a build without
+// either backend still compiles (it then fails at connect time with a message).
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#else
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#endif
 
 #if SEERKIT_WITH_GLOO
 #ifndef USE_C10D_GLOO

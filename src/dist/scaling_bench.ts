@@ -47,6 +47,8 @@ interface WorkerReport {
   stepMs: number[];
   /** Of which in GradientAllReducer.synchronize(). */
   syncMs: number[];
+  /** CPU time (user + system, all threads) of this process per timed step, in ms. */
+  cpuMsPerStep: number;
 }
 
 export interface ScalingBenchResult {
@@ -56,6 +58,10 @@ export interface ScalingBenchResult {
   batch: number;
   /** Median ms per step: one process on the whole batch. */
   singleMs: number;
+  /** CPU ms per step (user + system, summed over the processes) of the two configurations: their difference is work
+   * that distribution adds (communication, waiting that spins, duplicated per-process work). */
+  singleCpuMs: number;
+  distCpuMs: number;
   /** Median ms per step with nproc processes (the slowest rank each step). */
   distMs: number;
   /**
@@ -81,6 +87,12 @@ export function benchCnn(): Sequential {
   );
 }
 
+/** User + system CPU ms of this process since `since`. */
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+};
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -101,8 +113,10 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
   manualSeed(1 + pg.rank);
   const x = keep(randn([local, 3, o.imageSize, o.imageSize]));
   const y = keep(randint(0, 10, [local]));
-  const report: WorkerReport = { rank: pg.rank, stepMs: [], syncMs: [] };
+  const report: WorkerReport = { rank: pg.rank, stepMs: [], syncMs: [], cpuMsPerStep: 0 };
+  let cpu0 = process.cpuUsage();
   for (let step = 0; step < o.warmup + o.steps; step++) {
+    if (step === o.warmup) cpu0 = process.cpuUsage();
     pg.barrier(); // every rank starts the step together
     const t0 = performance.now();
     let sync = 0;
@@ -119,6 +133,7 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
       report.syncMs.push(sync);
     }
   }
+  report.cpuMsPerStep = cpuMs(cpu0) / o.steps;
   console.log(`BENCH ${JSON.stringify(report)}`);
   pg.barrier();
   pg.destroy();
@@ -138,15 +153,25 @@ async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string):
     `data.batchSize=${o.batch}`, `schedule.iterations=${o.warmup + o.steps}`, "optim.warmupIters=1", "knn.enabled=false",
     "run.checkpointEvery=0", "run.logEvery=1000", `run.threads=${nproc}`, "data.workers=0", ...o.set,
   ]);
-  const report: WorkerReport = { rank: Number(process.env.RANK ?? "0"), stepMs: [], syncMs: [] };
+  const report: WorkerReport = { rank: Number(process.env.RANK ?? "0"), stepMs: [], syncMs: [], cpuMsPerStep: 0 };
+  let cpu0 = process.cpuUsage();
   await pretrain({
     config, outDir, progress: false, handleSignals: false, log: () => {},
-    hooks: { afterIteration: (it, ms) => it >= o.warmup && (report.stepMs.push(ms), report.syncMs.push(0)) },
+    hooks: {
+      afterIteration: (it, ms) => {
+        // CPU from the end of the last warm-up iteration to the end of the last one (data loading included).
+        if (it === o.warmup - 1) cpu0 = process.cpuUsage();
+        if (it < o.warmup) return;
+        report.stepMs.push(ms);
+        report.syncMs.push(0);
+        if (it === o.warmup + o.steps - 1) report.cpuMsPerStep = cpuMs(cpu0) / o.steps;
+      },
+    },
   });
   console.log(`BENCH ${JSON.stringify(report)}`);
 }
 
-async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number }> {
+async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number; cpuMs: number }> {
   const reports: WorkerReport[] = [];
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-scaling-"));
   let r;
@@ -165,7 +190,10 @@ async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promi
   // Per step, the slowest rank sets the pace; the least time in synchronize() is the rank that arrived last.
   const perStep = (key: "stepMs" | "syncMs", pick: (...xs: number[]) => number): number[] =>
     reports[0]![key].map((_, i) => pick(...reports.map((w) => w[key][i]!)));
-  return { stepMs: median(perStep("stepMs", Math.max)), syncMs: median(perStep("syncMs", Math.min)) };
+  return {
+    stepMs: median(perStep("stepMs", Math.max)), syncMs: median(perStep("syncMs", Math.min)),
+    cpuMs: reports.reduce((a, w) => a + w.cpuMsPerStep, 0), // all processes together
+  };
 }
 
 /** Runs 1 process on the whole batch, then nproc processes on slices of it; returns the medians and efficiency. */
@@ -182,6 +210,7 @@ export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<S
   const speedup = single.stepMs / dist.stepMs;
   return {
     model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs,
+    singleCpuMs: single.cpuMs, distCpuMs: dist.cpuMs,
     speedup, efficiency: speedup / o.nproc, cpus: os.availableParallelism?.() ?? os.cpus().length, loadBefore, loadAfter,
   };
 }
@@ -227,8 +256,11 @@ if (require.main === module) {
         : worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)
       : runScalingBench(parseFlags(argv)).then((r) => {
           console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
-          console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step`);
-          console.log(`  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` + (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : ""));
+          console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step, CPU ${r.singleCpuMs.toFixed(1)} ms/step`);
+          console.log(
+            `  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` + (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : "") +
+              `, CPU ${r.distCpuMs.toFixed(1)} ms/step (all processes)`,
+          );
           console.log(`  speedup ${r.speedup.toFixed(2)}x, scaling efficiency ${(100 * r.efficiency).toFixed(0)}%`);
           console.log(`JSON ${JSON.stringify(r)}`);
         });

@@ -142,7 +142,7 @@ describe("2 processes", () => {
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  test("collectives: allReduce sum/max/min/avg, allGather in rank order, broadcast, barrier, autograd allReduce, sub-groups", () => {
+  test("collectives: allReduce sum/max/min/avg, allGather in rank order, broadcast, barrier, autograd allReduce and allGather, allReduceValues, sub-groups", () => {
     for (const [rank, r] of runs.entries()) {
       assert.equal(r.code, 0, `rank ${rank} failed: ${r.stderr}`);
       const line = r.stdout.find((l) => l.startsWith("RESULT "));
@@ -161,6 +161,10 @@ describe("2 processes", () => {
       assert.deepEqual(got.broadcast, [8, 1]);
       assert.deepEqual(got.withGradValue, [3, 4]);
       assert.deepEqual(got.withGradGrad, [3, 2]); // d/dx of sum_r <y, [r+1, 1]> = [1+2, 1+1]
+      assert.deepEqual(got.gatherWithGradValue, [1, 2, 2, 2]);
+      assert.deepEqual(got.gatherWithGradGrad, [3, 3]);
+      assert.deepEqual(got.valuesSum, [1, 20, 0.5]);
+      assert.deepEqual(got.valuesMax, [1, 0]);
       assert.deepEqual(got.splitSum, [rank + 3]);
       assert.deepEqual(got.splitRanks, [rank]);
       assert.equal(got.newGroupMember, rank === 1);

@@ -39,6 +39,15 @@ function collectives(pg: ProcessGroup): Record<string, unknown> {
     out.withGradValue = y.toArray();
     y.mul(tensor([r + 1, 1])).sum().backward();
     out.withGradGrad = x.grad!.toArray();
+    // Differentiable all-gather: value = rank-ordered concatenation; this rank's gradient = its slice's gradient
+    // summed over the ranks' losses (here every rank weighs the gathered rows by rank + 1: 1 + 2 = 3).
+    const g = tensor([[r + 1, 2]], { requiresGrad: true });
+    const gatheredG = pg.allGatherWithGrad(g);
+    out.gatherWithGradValue = gatheredG.toArray();
+    gatheredG.mul(r + 1).sum().backward();
+    out.gatherWithGradGrad = g.grad!.toArray();
+    out.valuesSum = pg.allReduceValues([r, 10, 0.25]);
+    out.valuesMax = pg.allReduceValues([r, -r], "max");
     // Sub-groups: singletons reduce to themselves; newGroup([1]) exists only on rank 1.
     const single = pg.splitGroups(1);
     out.splitSum = single.allReduce(tensor([r + 3]), "sum").toArray();

@@ -4,11 +4,16 @@
 //
 //   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--sync-bn]
 //   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 10] [--warmup 3] [--set key=value ...]
+//   node dist/src/dist/scaling_bench.js --latency [--nproc 2]
 //
 // The first form trains a small CNN with plain cross-entropy (the engine: GradientAllReducer over Gloo). The second
 // times the real pretraining iteration of the trainer (train/trainer.ts) on a preset, kNN monitor and intermediate
 // checkpoints off: data sharded by rank, SyncBatchNorm over all ranks, global Sinkhorn or gathered negatives, the
 // per-step [loss, stop] all-reduce, the gradient all-reduce; the time of an iteration excludes waiting for data.
+//
+// The third measures one small collective: wall and CPU time of an all-reduce of 129 float64 values (a SyncBatchNorm
+// statistics vector of 64 channels) and of allReduceWithGrad forward + backward (what a SyncBatchNorm layer adds
+// to a step), each in a loop, as rank 0 sees them.
 //
 // Each configuration runs in fresh worker processes started by spawnLocalWorkers; a worker prints one
 // "BENCH {json}" line with its per-step times.
@@ -247,10 +252,50 @@ function parseFlags(argv: string[]): ScalingBenchOptions {
   return o;
 }
 
+/** --latency, one worker: per-op wall and CPU (user, system) microseconds of small collectives, printed by rank 0. */
+function latencyWorker(): void {
+  setNumThreads(1);
+  const { pg } = initProcessGroupFromEnv({ timeoutMs: 120_000 });
+  const x = keep(randn([129], { dtype: "float64" }));
+  const measure = (n: number, op: () => void): { wallUs: number; userUs: number; sysUs: number } => {
+    for (let i = 0; i < 20; i++) op(); // warm-up
+    pg.barrier();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) op();
+    const wallUs = ((performance.now() - t0) * 1000) / n;
+    const c = process.cpuUsage(c0);
+    return { wallUs, userUs: c.user / n, sysUs: c.system / n };
+  };
+  const allReduce = measure(1000, () => void pg.allReduce(x, "sum"));
+  const withGrad = measure(200, () =>
+    tidy(() => {
+      const y = randn([129], { dtype: "float64", requiresGrad: true });
+      pg.allReduceWithGrad(y).sum().backward();
+    }),
+  );
+  if (pg.rank === 0) {
+    const fmt = (m: { wallUs: number; userUs: number; sysUs: number }): string =>
+      `${m.wallUs.toFixed(0)} us wall, CPU ${m.userUs.toFixed(0)} us user + ${m.sysUs.toFixed(0)} us system`;
+    console.log(`latency: ${pg.worldSize} processes, Gloo on loopback; 1-min load average ${os.loadavg()[0]!.toFixed(2)}`);
+    console.log(`  allReduce of 129 float64                      ${fmt(allReduce)}`);
+    console.log(`  allReduceWithGrad forward + backward (SyncBN)  ${fmt(withGrad)}`);
+  }
+  x.dispose();
+  pg.barrier();
+  pg.destroy();
+}
+
 if (require.main === module) {
   const argv = process.argv.slice(2);
   const run =
-    argv[0] === "--worker"
+    argv[0] === "--latency-worker"
+      ? Promise.resolve().then(latencyWorker)
+      : argv[0] === "--latency"
+        ? spawnLocalWorkers(parseFlags(argv.slice(1)).nproc ?? 2, __filename, ["--latency-worker"], { env: { OMP_NUM_THREADS: "1" }, output: "inherit" }).then((r) => {
+            if (!r.ok) throw new Error(`latency bench failed: ${r.message}`);
+          })
+      : argv[0] === "--worker"
       ? (JSON.parse(argv[1]!) as Required<ScalingBenchOptions>).pretrain
         ? pretrainWorker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>, argv[2]!)
         : worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)

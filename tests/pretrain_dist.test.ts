@@ -5,8 +5,9 @@
 //   processes wrote resumes in 1 process on the same trajectory (the queue and sampler position are stored in one
 //   process's layout);
 // - `seer pretrain --nproc 2`: rank 1 SIGKILLed mid-run -> every rank exits non-zero and the message names rank 1;
-//   the same command resumes from the last checkpoint and ends bit-identical to an uninterrupted run; rank 1 hung
-//   (SIGSTOP) -> rank 0 fails after --dist-timeout naming rank 1, and the launcher exits non-zero.
+//   the same command resumes from the last checkpoint and ends bit-identical to an uninterrupted run; Ctrl-C to the
+//   launcher -> both ranks stop after the same iteration, which rank 0 saves, status 130; rank 1 hung (SIGSTOP) ->
+//   rank 0 fails after --dist-timeout naming rank 1, and the launcher exits non-zero.
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawn } from "child_process";

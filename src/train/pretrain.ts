@@ -42,7 +42,7 @@ export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
 };
 
 export const PRETRAIN_USAGE =
-  "usage: seer pretrain --config PRESET|FILE.json [--data SRC] [--out DIR] [--threads N] [--force] [key=value ...]\n\n" +
+  "usage: seer pretrain --config PRESET|FILE.json [--data SRC] [--out DIR] [--threads N] [--nproc N] [--force] [key=value ...]\n\n" +
   "SwAV / SimCLR pretraining. Running the same command again resumes from the newest intact checkpoint.\n" +
   "--nproc N trains data-parallel over N local processes (or start one process per rank under torchrun or srun).\n" +
   "Overrides name config keys with dots, e.g. schedule.iterations=200 optim.baseLrPer256=0.3 knn.enabled=false.";

@@ -76,6 +76,7 @@ const FINETUNE: Record<string, FlagSpec> = {
   iterations: { type: "number", help: "optimizer steps; when given it replaces --epochs" },
   "head-lr": { type: "number", help: "peak learning rate of the new linear head (default: --lr)" },
   "crop-scale": { type: "number", help: "smallest RandomResizedCrop area fraction (range [s, 1])", default: 0.08 },
+  "head-bn": { type: "boolean", help: "BatchNorm1d without affine before the new head (--head-bn=false: plain linear head)", default: true },
   workers: { type: "number", help: "decode worker threads (0: sharp's pool in process)", default: 0 },
 };
 
@@ -346,7 +347,7 @@ async function runFinetune(
   try {
     test = await decodeLabelledImages(testSource, { transform, batchSize: positiveInt(flags, "extract-batch"), progress: "test images" });
     const r = await finetune(loaded.backbone, train, test, {
-      imageSize: size, batchSize, lr, headLr, weightDecay, seed, workers, cropScale: [cropMin, 1],
+      imageSize: size, batchSize, lr, headLr, weightDecay, seed, workers, cropScale: [cropMin, 1], headBatchNorm: Boolean(flags["head-bn"]),
       ...(iterations !== undefined ? { iterations } : { epochs }), progress: "fine-tune",
     });
     const skipped = (s: Readonly<Record<string, number>>): number => Object.values(s).reduce((a, b) => a + b, 0);
@@ -354,7 +355,7 @@ async function runFinetune(
       method: `finetune ${r.iterations} it (${r.epochs.toFixed(1)} ep)`,
       train: { source: train.description, images: train.length, skipped: 0, fromCache: false },
       test: { source: test.source, images: test.length, skipped: skipped(test.skipped), fromCache: false },
-      params: { size, iterations: r.iterations, epochs: r.epochs, batchSize, lr, headLr, weightDecay, cropScale: cropMin, seed, firstTrainLoss: r.firstTrainLoss, finalTrainLoss: r.finalTrainLoss },
+      params: { size, iterations: r.iterations, epochs: r.epochs, batchSize, lr, headLr, weightDecay, cropScale: cropMin, headBatchNorm: Boolean(flags["head-bn"]), seed, firstTrainLoss: r.firstTrainLoss, finalTrainLoss: r.finalTrainLoss },
       top1: r.top1, top5: r.top5, nTrain: r.nTrain, nTest: r.n,
     };
   } finally {

@@ -94,7 +94,7 @@ export function reportMarkdown(r: StudyResults, command: string): string {
   const ed = r.evalData;
   out.push(
     `Evaluation: images at ${b.imageSize} px (${ed?.transform ?? "resize, center crop"}, ImageNet mean/std). kNN (k ${e.knn.k}, T ${e.knn.temperature}) and a linear probe (BN without affine + linear, SGD, ${e.linear.epochs} epochs, lr ${e.linear.lr}) on frozen features of ${ed ? `${ed.nTrain} images of ${ed.train}` : e.trainSource}; ` +
-      `low-shot: full fine-tuning (trunk + new linear head, SGD Nesterov, cosine, RandomResizedCrop (${e.cropScale}, 1) + flip, BN in train mode, wd ${e.weightDecay}) on the stratified ${e.lowshot.map((l) => `${l.pct}%`).join(" / ")} subsets of ${e.trainSource}` +
+      `low-shot: full fine-tuning (trunk + BN without affine + new linear head, SGD Nesterov, cosine, RandomResizedCrop (${e.cropScale}, 1) + flip, BN in train mode, wd ${e.weightDecay}) on the stratified ${e.lowshot.map((l) => `${l.pct}%`).join(" / ")} subsets of ${e.trainSource}` +
       ` (${e.lowshot.map((l) => `${l.pct}%: ${ed?.lowshotTrain[l.pct] ?? "?"} images, ${l.iterations} iterations of ${l.batchSize}, lr ${l.lr}${l.headLr !== l.lr ? ` / head ${l.headLr}` : ""}`).join("; ")}); ` +
       `all tested on ${ed ? `${ed.nTest} images of ${ed.test}` : e.testSource}. Scratch twins: the same trunk at the random init the pretraining started from (same seed), through the same evaluations.`,
     "",
@@ -160,10 +160,14 @@ export function reportMarkdown(r: StudyResults, command: string): string {
   // Table 5.
   const rows5 = models.filter((m) => m.kind === "pretrained").map((m) => {
     const p = r.pretrain[m.id];
-    return [m.id, p ? String(p.iterations) : dash, p?.lastLoss !== undefined ? p.lastLoss.toFixed(3) : dash, p ? p.imagesPerS.toFixed(1) : dash, p ? fmtDuration(r.stageSeconds[`pretrain.${m.id}`] ?? p.wallSeconds) : dash];
+    const c = pretrainConfigOf(b, m, 0);
+    // The loss of uninformative outputs: SwAV's uniform predictions over K prototypes, ln K; SimCLR's uniform
+    // similarities over the 2B - 1 other views, ln(2B - 1).
+    const uniform = c.method === "swav" ? Math.log(c.swav.prototypes) : Math.log(2 * c.data.batchSize - 1);
+    return [m.id, p ? String(p.iterations) : dash, p?.lastLoss !== undefined ? p.lastLoss.toFixed(3) : dash, uniform.toFixed(3), p ? p.imagesPerS.toFixed(1) : dash, p ? fmtDuration(r.stageSeconds[`pretrain.${m.id}`] ?? p.wallSeconds) : dash];
   });
-  out.push("## Table 5. Pretraining runs", "");
-  out.push(table(["Run", "Iterations", "Final loss", "Images/s", "Time"], rows5), "");
+  out.push("## Table 5. Pretraining runs", "", "\"Uniform\" is the loss of outputs that carry no information (SwAV: ln K prototypes; SimCLR: ln(2B − 1) candidates): a final loss near it means the run had not started to learn.", "");
+  out.push(table(["Run", "Iterations", "Final loss", "Uniform", "Images/s", "Time"], rows5), "");
 
   // Plots.
   out.push("## Plots", "", "Low-shot top-1 against trunk parameters, pretrained (solid: uncurated pool, dashed: curated) and scratch (grey, dotted):", "", "![accuracy vs parameters](plots/accuracy_vs_params.png)", "", "Low-shot top-1 per model, grouped by trunk:", "", "![low-shot bars](plots/lowshot.png)", "");
@@ -185,7 +189,7 @@ export function reportMarkdown(r: StudyResults, command: string): string {
     out.push(`- ${C} classes: chance is ${(100 / C).toFixed(0)}% top-1 and ${(500 / C).toFixed(0)}% top-5. With ${n} test images the standard error of a top-1 near 30% is ±${se(30).toFixed(1)} points (±${se(10).toFixed(1)} near 10%): differences below about twice that are noise.`);
   }
   out.push(
-    `- Budget ${b.name}: ${b.name === "small" ? "an overnight CPU run; still orders of magnitude below the paper (minutes of a GPU cluster's compute)" : b.name === "full" ? "the paper's configuration" : "minutes of CPU time per run, a fraction of an epoch of a small pool; the pipeline is real but the gaps are small and partly noise"}. The paper's conclusions rest on 1B images and up to 1.3B parameters; whether they hold at this scale is what the tables show, not what they assume.`,
+    `- Budget ${b.name}: ${b.name === "small" ? "an overnight CPU run; still orders of magnitude below the paper (minutes of a GPU cluster's compute)" : b.name === "full" ? "the paper's configuration" : "seconds to minutes of CPU per run, a few dozen iterations; the pipeline is real but the gaps are small and partly noise"}. The paper's conclusions rest on 1B images and up to 1.3B parameters; whether they hold at this scale is what the tables show, not what they assume.`,
     "- Scratch twins get the same fine-tuning schedule as the pretrained trunks; a schedule tuned for training from scratch would do better on them (the paper's scratch models were trained to convergence on full ImageNet).",
     "",
   );
@@ -261,21 +265,22 @@ export function accuracyVsParamsSvg(r: StudyResults): string {
   if (!(xhi > xlo)) [xlo, xhi] = [xlo - 0.5, xhi + 0.5];
   const pad = (xhi - xlo) * 0.12;
   [xlo, xhi] = [xlo - pad, xhi + pad];
+  // One y range for both panels, so that they compare at a glance.
+  const allValues = pcts.flatMap((p) => seriesFor(r, p).flatMap((s) => s.points.map(([, v]) => v)));
+  const [ylo, yhi] = yRange(allValues.length ? allValues : [10], 10);
   pcts.forEach((p, k) => {
     const x0 = k * panelW + 60;
     const x1 = (k + 1) * panelW - (k === pcts.length - 1 ? 170 : 30);
     const y0 = 50;
     const y1 = H - 55;
     const series = seriesFor(r, p);
-    const values = series.flatMap((s) => s.points.map(([, v]) => v));
-    const [ylo, yhi] = yRange(values.length ? values : [10], 10);
     const X = (v: number): number => x0 + ((Math.log10(v) - xlo) / (xhi - xlo)) * (x1 - x0);
     const Y = (v: number): number => y1 - ((v - ylo) / (yhi - ylo)) * (y1 - y0);
     parts.push(text((x0 + x1) / 2, 28, `Fine-tuned on ${p}% of the labels`, { size: 15, anchor: "middle", weight: "bold" }));
     for (const t of ticks(ylo, yhi)) {
       parts.push(`<line x1="${x0}" y1="${Y(t).toFixed(1)}" x2="${x1}" y2="${Y(t).toFixed(1)}" stroke="#e3e3e3"/>`, text(x0 - 8, Y(t) + 4, `${t}`, { anchor: "end", size: 11 }));
     }
-    parts.push(`<line x1="${x0}" y1="${Y(10).toFixed(1)}" x2="${x1}" y2="${Y(10).toFixed(1)}" stroke="#999" stroke-dasharray="4 4"/>`, text(x1 - 4, Y(10) - 4, "chance", { anchor: "end", size: 10, fill: "#777" }));
+    parts.push(`<line x1="${x0}" y1="${Y(10).toFixed(1)}" x2="${x1}" y2="${Y(10).toFixed(1)}" stroke="#999" stroke-dasharray="4 4"/>`, text(x0 + 4, Y(10) - 4, "chance", { size: 10, fill: "#777" }));
     for (const t of r.budget.trunks) {
       const v = r.trunkParams[t.id]!;
       parts.push(`<line x1="${X(v).toFixed(1)}" y1="${y1}" x2="${X(v).toFixed(1)}" y2="${y1 + 5}" stroke="#333"/>`, text(X(v), y1 + 18, fmtParams(v), { anchor: "middle", size: 11 }));
@@ -343,7 +348,7 @@ export function lowshotBarsSvg(r: StudyResults): string {
     parts.push(`<line x1="${gStart + 4}" y1="${y1 + 40}" x2="${gEnd - 4}" y2="${y1 + 40}" stroke="#333"/>`, text((gStart + gEnd) / 2, y1 + 56, `${g.trunk.label.replace(/ \(.*\)$/, "")} (${fmtParams(r.trunkParams[g.trunk.id] ?? 0)})`, { anchor: "middle", size: 12 }));
     slot += 0.6;
   }
-  parts.push(`<line x1="${x0}" y1="${Y(10).toFixed(1)}" x2="${x1}" y2="${Y(10).toFixed(1)}" stroke="#999" stroke-dasharray="4 4"/>`, text(x1 - 4, Y(10) - 4, "chance", { anchor: "end", size: 10, fill: "#777" }));
+  parts.push(`<line x1="${x0}" y1="${Y(10).toFixed(1)}" x2="${x1}" y2="${Y(10).toFixed(1)}" stroke="#999" stroke-dasharray="4 4"/>`, text(x0 + 4, Y(10) - 4, "chance", { size: 10, fill: "#777" }));
   parts.push(`<line x1="${x0}" y1="${y1}" x2="${x1}" y2="${y1}" stroke="#333"/>`, text(18, (y0 + y1) / 2, "top-1 (%)", { anchor: "middle", size: 12, rotate: -90 }));
   // Legend: the lighter bar of a pair is the first pct, the darker one the second.
   const legend = pcts.length === 2 ? `left, lighter bar: ${pcts[0]}% of the labels; right, darker bar: ${pcts[1]}%.` : `${pcts.map((p) => `${p}%`).join(", ")} of the labels, left to right.`;

@@ -164,6 +164,8 @@ export interface StudyResults {
 }
 
 const STAGE_FORMAT = "seerkit-reproduce-stage-v1";
+/** Part of every evaluation stage's key: bump it when an evaluation protocol changes, so cached results are redone. */
+const EVAL_PROTOCOL = 2; // 2: BN before the fine-tuning head
 
 interface StageRecord<R> {
   format: typeof STAGE_FORMAT;
@@ -357,7 +359,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
 
       if (stage.kind === "frozen") {
         const e = b.eval;
-        const key = JSON.stringify({ weights: weightsIdentity(b, m, outDir), train: e.trainSource, trainSamples: e.trainSamples, test: e.testSource, testSamples: e.testSamples, transform: evalTransformOf(b), knn: e.knn, linear: e.linear, seed: b.seed });
+        const key = JSON.stringify({ protocol: EVAL_PROTOCOL, weights: weightsIdentity(b, m, outDir), train: e.trainSource, trainSamples: e.trainSamples, test: e.testSource, testSamples: e.testSamples, transform: evalTransformOf(b), knn: e.knn, linear: e.linear, seed: b.seed });
         let rec = readRecord<FrozenOutcome>(file, key);
         if (rec) log(`${head}: done before (kNN ${pct(rec.result.knnTop1)}, linear ${pct(rec.result.linearTop1)})`);
         else {
@@ -384,7 +386,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       }
 
       const spec = b.eval.lowshot.find((l) => l.pct === stage.pct)!;
-      const key = JSON.stringify({ weights: weightsIdentity(b, m, outDir), train: b.eval.trainSource, test: b.eval.testSource, testSamples: b.eval.testSamples, transform: evalTransformOf(b), spec, cropScale: b.eval.cropScale, weightDecay: b.eval.weightDecay, seed: b.seed });
+      const key = JSON.stringify({ protocol: EVAL_PROTOCOL, weights: weightsIdentity(b, m, outDir), train: b.eval.trainSource, test: b.eval.testSource, testSamples: b.eval.testSamples, transform: evalTransformOf(b), spec, cropScale: b.eval.cropScale, weightDecay: b.eval.weightDecay, seed: b.seed });
       let rec = readRecord<LowShotOutcome>(file, key);
       if (rec) log(`${head}: done before (top-1 ${pct(rec.result.top1)})`);
       else {

@@ -31,6 +31,8 @@ mkdir -p "$node_root/bin"
 xz -dc "$carry/node.xz" > "$node_root/bin/node" && chmod +x "$node_root/bin/node"
 tar -C "$node_root" -xJf "$carry/node-headers.tar.xz"
 tar -xJf "$carry/runtime.tar.xz"
+export SEERKIT_GPU_DATA=/tmp/seerkit-cifar # a real image sample for the short training run in tests/cuda.test.ts
+mkdir -p "$SEERKIT_GPU_DATA" && tar -C "$SEERKIT_GPU_DATA" -xJf "$carry/cifar-sample.tar.xz"
 export PATH="$node_root/bin:$PATH"
 say "node $(node --version); $(nproc) CPUs; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 

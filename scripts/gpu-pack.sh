@@ -5,6 +5,7 @@
 #   node-headers.tar.xz     Node's C headers (include/node without OpenSSL's), for node-gyp --nodedir
 #   runtime.tar.xz          node_modules without the build-only TypeScript and @types, and the compiled dist/
 #   anchors/                ../shared/anchors (the PyTorch side of the benchmark), in case the machine lacks it
+#   cifar-sample.tar.xz     50 train and 20 test CIFAR-10 images per class (real images for the short GPU run)
 # Then, with the device tool: run `bash scripts/gpu-check.sh` with carry [".cache/gpu-carry"].
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ tar -C "$node_prefix" --exclude='include/node/openssl' -cJf "$out/node-headers.t
 tar --exclude='node_modules/typescript' --exclude='node_modules/@types' --exclude='node_modules/.cache' \
   -cJf "$out/runtime.tar.xz" node_modules dist
 if [ -d ../shared/anchors ]; then cp -r ../shared/anchors "$out/anchors"; fi
+cifar=.cache/datasets/cifar10/cifar10-jpeg
+[ -d "$cifar/train" ] || ./bin/seer data scan builtin:cifar10/test >/dev/null # extracts the set into .cache once
+files=$(cd "$cifar" && for split in train test; do n=50; [ $split = test ] && n=20
+  for cls in "$split"/*/; do ls "$cls" | head -n $n | sed "s#^#${cls}#"; done; done)
+(cd "$cifar" && echo "$files" | tar -cJf - -T -) > "$out/cifar-sample.tar.xz"
 node --version > "$out/node-version"
 du -sh "$out"/* | sed 's/^/gpu-pack: /'
 total=$(du -sm "$out" | cut -f1)

@@ -28,6 +28,7 @@ test("every preset validates; the SEER presets carry the paper's recipe", () => 
   assert.deepEqual([seer.swav.headDims, seer.swav.headBatchNorm, seer.swav.prototypes], [[8192, 8192, 256], false, 16000]);
   assert.deepEqual([seer.swav.sinkhornIterations, seer.swav.epsilon, seer.swav.temperature, seer.swav.freezePrototypesIters], [10, 0.05, 0.1, 313]);
   assert.equal(seer.data.crops, "2x224@0.14-1+4x96@0.05-0.14");
+  assert.deepEqual([seer.run.device, seer.run.precision, seer.run.channelsLast, seer.dist.syncBnGroupSize], ["cuda", "bf16", true, 64]);
   assert.equal(Object.keys(PRETRAIN_PRESETS).filter((n) => n.startsWith("seer-regnety-")).length, 6);
   // Presets are fresh copies: changing one does not change the next.
   presetConfig("swav-cifar-tiny").optim.baseLrPer256 = 99;
@@ -53,6 +54,9 @@ test("config errors name the key", () => {
   bad(["swav.queueLength=50"], /swav\.queueLength: a queue holds whole batches; 50 is below data\.batchSize 64/);
   bad(["schedule.iterations=5"], /optim\.warmupIters: the warmup \(10\) must be shorter/);
   bad(["optim.cosine=linear"], /optim\.cosine: expected one of global, after-warmup/);
+  bad(["run.device=gpu"], /run\.device: expected cpu, cuda or cuda:N/);
+  bad(["run.precision=fp16"], /run\.precision: expected one of fp32, bf16/);
+  bad(["run.precision=bf16"], /run\.precision: bf16 is CUDA autocast; with run\.device=cpu use fp32/);
   assert.throws(() => resolvePretrainConfig("seer-regnety-512gf", []), /unknown preset 'seer-regnety-512gf' \(known: .*swav-cifar-tiny/);
 
   // JSON files: merged onto their "preset" with the same checks.

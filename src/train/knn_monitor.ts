@@ -23,7 +23,7 @@ import { resolveSource } from "../data/scan";
 import { isIndexed, type ImageRecord, type IndexedImageSource } from "../data/sources";
 import { oneHot } from "../nn/functional";
 import type { Backbone } from "../ssl/types";
-import { cat, keep, noGrad, tensor, tidy, type Tensor } from "../tensor";
+import { cat, keep, noGrad, tensor, tidy, type Device, type Tensor } from "../tensor";
 
 export interface KnnAccuracyOptions {
   /** Neighbours (clamped to the number of train rows). Default 20. */
@@ -93,6 +93,8 @@ export interface KnnMonitorOptions {
   batchSize: number;
   /** Seed of the subsets. */
   seed: number;
+  /** The evaluated trunk's device: images stay in host memory and go there a batch at a time (default cpu). */
+  device?: Device;
 }
 
 /** Images of a labelled sample, decoded once: (n, 3, S, S) normalized float, (n) int64 labels. */
@@ -195,7 +197,11 @@ export class KnnMonitor implements Disposable {
     return noGrad(() =>
       tidy(() => {
         const parts: Tensor[] = [];
-        for (let s = 0; s < n; s += B) parts.push(backbone.forwardFeatures(images.narrow(0, s, Math.min(B, n - s)))); // (b, W)
+        const device = this.options.device ?? "cpu";
+        for (let s = 0; s < n; s += B) {
+          const chunk = images.narrow(0, s, Math.min(B, n - s)); // (b, 3, S, S)
+          parts.push(backbone.forwardFeatures(device === "cpu" ? chunk : chunk.to(device))); // (b, W)
+        }
         return cat(parts); // (n, W)
       }),
     );

@@ -8,8 +8,9 @@
 //   τ 0.1, prototypes frozen for 313 iterations, LARC (trust 0.001, no clip) + SGD momentum 0.9, 0.3 per 256
 //   images at a global batch of 8192 (9.6), weight decay 1e-5, linear warmup 0.15 -> 9.6 over 8k iterations then
 //   VISSL's global-progress cosine to 0.0096, one pass over 1B images (122k iterations). They need a cluster (512
-//   GPUs in the paper): here they construct and validate, and document the recipe. Not reproduced here: SyncBN
-//   (group 64), mixed precision (apex O1) and activation checkpointing.
+//   GPUs in the paper): here they construct and validate, and document the recipe. They run on CUDA with bf16
+//   autocast (SEER used apex O1 fp16; bf16 needs no loss scaling), channels-last, and BatchNorm synchronized in
+//   groups of 64 ranks as SEER's syncBN64. Not reproduced here: activation checkpointing.
 // - `swav-cifar-tiny` (the default), `simclr-cifar-tiny`, `swav-pool-tiny`: runs that fit two CPU cores, with the
 //   trunk design of /work/shared/anchors/README.md (RegNetY-200MF with a 3x3 stride-1 stem) and an online kNN
 //   monitor that shows what a few minutes of pretraining buy over the random init.
@@ -27,6 +28,7 @@ export const PRETRAIN_METHODS: readonly PretrainMethod[] = ["swav", "simclr"];
 /** How the cosine follows the warmup. */
 export type CosineMode = "global" | "after-warmup";
 export const COSINE_MODES: readonly CosineMode[] = ["global", "after-warmup"];
+export const PRECISIONS: readonly RunConfig["precision"][] = ["fp32", "bf16"];
 
 export interface ModelConfig {
   /** Trunk name as createModel takes it (`seer models` lists them), e.g. "regnet_y_200mf", "seer_regnet_y_256gf". */
@@ -58,7 +60,7 @@ export interface DataConfig {
    * area range (e.g. "2x224@0.14-1+4x96@0.05-0.14"); SimCLR takes exactly one group of 2.
    */
   crops: string;
-  /** Images per iteration (the global batch; one process here). */
+  /** Images per iteration: the global batch, split evenly over the processes of a distributed run. */
   batchSize: number;
   /** Decode worker threads (0: sharp's own thread pool, in process). */
   workers: number;
@@ -145,6 +147,12 @@ export interface RunConfig {
   keep: number;
   /** Write a metrics.jsonl line every this many iterations. */
   logEvery: number;
+  /** Where the model, the augmentations and the kNN monitor run: "cpu", "cuda" or "cuda:N". */
+  device: string;
+  /** "fp32", or "bf16": CUDA autocast of the forward and loss (weights, gradients and optimizer stay float32). */
+  precision: "fp32" | "bf16";
+  /** Convolution weights and crops channels-last (NHWC): faster cuDNN kernels with bf16; no effect on values. */
+  channelsLast: boolean;
 }
 
 export interface KnnConfig {
@@ -241,7 +249,7 @@ function baseConfig(): PretrainConfig {
       queueStartEpoch: 0,
     },
     simclr: { headDims: [2048, 128], headBatchNorm: true, temperature: 0.2 },
-    run: { seed: 0, threads: 0, checkpointEvery: 50, keep: 3, logEvery: 5 },
+    run: { seed: 0, threads: 0, checkpointEvery: 50, keep: 3, logEvery: 5, device: "cpu", precision: "fp32", channelsLast: false },
     knn: {
       enabled: true,
       every: 0,
@@ -302,8 +310,9 @@ function seerConfig(arch: string): PretrainConfig {
       queueLength: 0,
       queueStartEpoch: 0,
     },
-    run: { seed: 0, threads: 0, checkpointEvery: 5000, keep: 3, logEvery: 10 },
+    run: { seed: 0, threads: 0, checkpointEvery: 5000, keep: 3, logEvery: 10, device: "cuda", precision: "bf16", channelsLast: true },
     knn: { ...c.knn, enabled: false, trainSource: "builtin:imagenette/train", testSource: "builtin:imagenette/val", imageSize: 224, batchSize: 64 },
+    dist: { syncBnGroupSize: 64 }, // SEER's syncBN64
   };
 }
 
@@ -502,6 +511,9 @@ export function validatePretrainConfig(c: PretrainConfig): void {
   int("run.checkpointEvery", c.run.checkpointEvery, 0);
   int("run.keep", c.run.keep, 1);
   int("run.logEvery", c.run.logEvery, 1);
+  if (!/^(cpu|cuda|cuda:\d+)$/.test(c.run.device)) fail("run.device", 'cpu, cuda or cuda:N', c.run.device);
+  if (!PRECISIONS.includes(c.run.precision)) fail("run.precision", `one of ${PRECISIONS.join(", ")}`, c.run.precision);
+  if (c.run.precision === "bf16" && c.run.device === "cpu") throw new ConfigError("run.precision: bf16 is CUDA autocast; with run.device=cpu use fp32");
 
   // knn
   int("knn.every", c.knn.every, 0);
@@ -533,7 +545,9 @@ export function finalizePretrainConfig(c: PretrainConfig): Readonly<PretrainConf
  * saves, how many threads decode, and the kNN monitor. (Threads do change the rounding of a few reductions: a
  * bit-exact resume needs the same count; the run is otherwise the same.)
  */
-export const RESUMABLE_KEYS: readonly string[] = ["run.threads", "run.checkpointEvery", "run.keep", "run.logEvery", "data.workers", "knn."];
+export const RESUMABLE_KEYS: readonly string[] = [
+  "run.threads", "run.checkpointEvery", "run.keep", "run.logEvery", "run.device", "run.channelsLast", "data.workers", "knn.",
+];
 
 /** Leaves of a config as "a.b.c" -> JSON text of the value. */
 export function flattenConfig(c: object, prefix = ""): Map<string, string> {
@@ -572,7 +586,7 @@ export function describeConfig(c: PretrainConfig, name: string): string {
     `data       ${c.data.source}${c.data.limit > 0 ? ` (subset of ${c.data.limit})` : ""}; crops ${c.data.crops}; batch ${c.data.batchSize}; colour ${c.data.colorStrength}, blur p ${c.data.blurProb}`,
     `optim      ${c.optim.larc ? `LARC(trust ${c.optim.trustCoefficient}${c.optim.clip ? ", clip" : ""}) + ` : ""}SGD momentum ${c.optim.momentum}, ${c.optim.baseLrPer256} per 256 images, wd ${c.optim.weightDecay}${c.optim.excludeBiasAndNorm ? " (not on biases/norms)" : ""}; warmup ${c.optim.warmupIters} it${c.optim.warmupEpochs ? ` + ${c.optim.warmupEpochs} ep` : ""}, cosine (${c.optim.cosine}) to ×${c.optim.finalLrRatio}`,
     `schedule   ${c.schedule.iterations > 0 ? `${c.schedule.iterations} iterations` : `${c.schedule.epochs} epochs`}`,
-    `run        seed ${c.run.seed}, threads ${c.run.threads || "auto"}, checkpoint every ${c.run.checkpointEvery || "(end only)"}, keep ${c.run.keep}, log every ${c.run.logEvery}`,
+    `run        seed ${c.run.seed}, threads ${c.run.threads || "auto"}, checkpoint every ${c.run.checkpointEvery || "(end only)"}, keep ${c.run.keep}, log every ${c.run.logEvery}; ${c.run.device}${c.run.precision === "bf16" ? ", bf16 autocast" : ""}${c.run.channelsLast ? ", channels-last" : ""}`,
     `knn        ${c.knn.enabled ? `${c.knn.testSource} (${c.knn.testSamples || "all"}) against ${c.knn.trainSource} (${c.knn.trainSamples || "all"}), k ${c.knn.k}, T ${c.knn.temperature}${c.knn.every ? `, every ${c.knn.every} it` : ""}` : "off"}`,
   ];
   return lines.join("\n");

@@ -31,6 +31,7 @@ export const PRETRAIN_FLAGS: Record<string, FlagSpec> = {
   data: { type: "string", help: "training images (sets data.source): folder, .txt list, tar shards, builtin:NAME/SPLIT, several joined by +" },
   out: { type: "string", help: "run folder (default runs/<preset>); an existing run there is resumed" },
   threads: { type: "number", help: "intra-op threads (sets run.threads; 0: all cores); shared by the processes of one machine" },
+  device: { type: "string", help: "cpu, cuda or cuda:N (sets run.device; on CUDA also bf16 autocast and channels-last unless set)" },
   nproc: { type: "number", help: "data-parallel processes on this machine (the global batch data.batchSize is split among them)", default: 1 },
   "threads-per-proc": { type: "number", help: "intra-op threads of each process (default run.threads / processes on this machine)" },
   "dist-timeout": { type: "number", help: "seconds a collective may wait for the other ranks before the run fails, naming them", default: 300 },
@@ -48,7 +49,7 @@ export const PRETRAIN_USAGE =
   "Overrides name config keys with dots, e.g. schedule.iterations=200 optim.baseLrPer256=0.3 knn.enabled=false.";
 
 /** The resolved config of a --config argument, overrides and flags, and the run's name. */
-export function resolvePretrainConfig(spec: string, overrides: string[], flags: { data?: string; threads?: number } = {}): { config: PretrainConfig; name: string } {
+export function resolvePretrainConfig(spec: string, overrides: string[], flags: { data?: string; threads?: number; device?: string } = {}): { config: PretrainConfig; name: string } {
   let config: PretrainConfig;
   let name: string;
   if (spec.endsWith(".json") || (fs.existsSync(spec) && fs.statSync(spec).isFile())) {
@@ -66,6 +67,12 @@ export function resolvePretrainConfig(spec: string, overrides: string[], flags: 
   } else {
     config = presetConfig(spec);
     name = spec;
+  }
+  if (flags.device !== undefined) {
+    // --device picks the device's usual settings first (bf16 autocast and channels-last on CUDA, fp32 NCHW on the
+    // CPU), so that explicit run.precision / run.channelsLast overrides still win.
+    const cuda = flags.device !== "cpu";
+    config = applyOverrides(config, [`run.device=${flags.device}`, `run.precision=${cuda ? "bf16" : "fp32"}`, `run.channelsLast=${cuda}`]);
   }
   config = applyOverrides(config, overrides);
   if (flags.data !== undefined) config = applyOverrides(config, [`data.source=${flags.data}`]);
@@ -137,7 +144,7 @@ export async function pretrainCommand(argv: string[]): Promise<number> {
   let name: string;
   try {
     ({ config, name } = resolvePretrainConfig(flags.config as string, positionals, {
-      data: flags.data as string | undefined, threads: flags.threads as number | undefined,
+      data: flags.data as string | undefined, threads: flags.threads as number | undefined, device: flags.device as string | undefined,
     }));
   } catch (e) {
     if (e instanceof ConfigError) {

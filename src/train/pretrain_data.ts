@@ -13,6 +13,7 @@ import { Rng } from "../data/rng";
 import { resolveSource } from "../data/scan";
 import { isIndexed, type ImageRecord, type ImageSource, type IndexedImageSource } from "../data/sources";
 import { ConfigError } from "../config/overrides";
+import type { Device } from "../tensor";
 import type { PretrainConfig } from "./presets";
 
 /** The parts of a "+"-joined source spec; a spec that names an existing path is one part even if it has a "+". */
@@ -105,6 +106,8 @@ export function pretrainAugment(c: PretrainConfig, crops: readonly CropGroup[]):
 export interface PretrainShard {
   rank: number;
   worldSize: number;
+  /** Where the batches' crops are made (the photometric chain runs there too). Default cpu. */
+  device?: Device;
 }
 
 /**
@@ -116,13 +119,14 @@ export interface PretrainShard {
  * world size.
  */
 export async function openPretrainLoader(c: PretrainConfig, crops: readonly CropGroup[], shard: PretrainShard = { rank: 0, worldSize: 1 }): Promise<MultiCropLoader> {
-  const { rank, worldSize } = shard;
+  const { rank, worldSize, device } = shard;
   if (c.data.batchSize % worldSize !== 0) {
     throw new ConfigError(`data.batchSize: the global batch ${c.data.batchSize} does not split evenly over ${worldSize} processes (rank ${rank})`);
   }
   const source = await pretrainSource(c);
   return new MultiCropLoader(source, {
     batchSize: c.data.batchSize / worldSize, augment: pretrainAugment(c, crops), seed: c.run.seed, workers: c.data.workers, rank, worldSize,
+    device: device ?? "cpu",
     dropLast: true, // epochs of floor(L / batch) iterations whatever the world size (no padded repeats)
   });
 }

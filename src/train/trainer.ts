@@ -74,7 +74,10 @@ import {
   type OptimizerLike, type OptimizerStateDict, type ParamGroupInput, type SavedGroup, type SGDHyperparams,
 } from "../optim";
 import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
-import { keep, manualSeed, noGrad, setNumThreads, tidy, type DType, type Tensor } from "../tensor";
+import {
+  checkDevice, cudaAvailable, cudaDeviceCount, keep, manualSeed, noGrad, setNumThreads, tidy, torchVersion, withAutocast,
+  type Device, type DType, type Tensor,
+} from "../tensor";
 import { CheckpointManager } from "./checkpoint";
 import { KnnMonitor } from "./knn_monitor";
 import { MetricsLog, ThroughputWindow, type MetricsLine } from "./metrics";
@@ -191,7 +194,7 @@ interface Method {
  * group of W ranks the losses become global: SimCLR gathers the embeddings of all ranks (the candidates of NT-Xent
  * are the global batch), SwAV all-reduces Sinkhorn's sums and keeps 1/W of the queue on each rank.
  */
-function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: ProcessGroup | undefined, dtype: DType): Method {
+function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: ProcessGroup | undefined, dtype: DType, device: Device): Method {
   manualSeed(c.run.seed); // the weights' init
   const world = pg?.worldSize ?? 1;
   const backbone = createModel(c.model.arch, modelOptions(c.model));
@@ -204,7 +207,7 @@ function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: Process
         ...(pg && world > 1 ? { allGather: (h: Tensor) => pg.allGatherWithGrad(h), rank: pg.rank } : {}),
       },
     });
-    if (dtype !== "float32") simclr.to(dtype);
+    placeModel(simclr, c, dtype, device);
     return {
       module: simclr, backbone,
       loss: (views) => simclr.forward(views[0]!), // (2B, 3, S, S): view 1 of every image, then view 2
@@ -217,7 +220,7 @@ function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: Process
   // swav: queue_length -= queue_length % (batch_size * world_size), then queue_length // world_size rows per rank;
   // data.batchSize is the global batch. One queue per assignment crop (0 and 1).
   const queueLength = s.queueLength - (s.queueLength % c.data.batchSize);
-  const queue = queueLength > 0 ? new SwAVQueue(queueLength / world, D, s.queueStartEpoch, { numQueues: 2, dtype }) : undefined;
+  const queue = queueLength > 0 ? new SwAVQueue(queueLength / world, D, s.queueStartEpoch, { numQueues: 2, dtype, device }) : undefined;
   const prototypes = new SwAVPrototypes(D, s.prototypes, { frozenUntilStep: s.freezePrototypesIters });
   const swav = new SwAV(backbone, {
     numCrops: crops.map((g) => g.count),
@@ -230,7 +233,7 @@ function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: Process
     },
     queue,
   });
-  if (dtype !== "float32") swav.to(dtype);
+  placeModel(swav, c, dtype, device);
   prototypes.normalize(); // start on the unit sphere (swav normalizes before every forward)
   return {
     module: swav, backbone, queue,
@@ -238,6 +241,26 @@ function buildMethod(c: PretrainConfig, crops: readonly CropGroup[], pg: Process
     afterBackward: (iteration) => void prototypes.cancelGradIfFrozen(iteration),
     afterStep: () => prototypes.normalize(),
   };
+}
+
+/** The model in its dtype, on its device, and channels-last when configured (before the optimizer sees it). */
+function placeModel(m: Module, c: PretrainConfig, dtype: DType, device: Device): void {
+  if (dtype !== "float32") m.to(dtype);
+  if (device !== "cpu") m.to(device);
+  if (c.run.channelsLast) m.channelsLast();
+}
+
+/**
+ * This process's device: run.device, with plain "cuda" meaning cuda:LOCAL_RANK when several processes share a
+ * machine (torchrun's convention: one GPU per local rank). Fails here, naming the key, when CUDA is absent.
+ */
+function runDevice(c: PretrainConfig, world: number, localRank: number): Device {
+  const device = checkDevice(c.run.device === "cuda" && world > 1 ? `cuda:${localRank}` : c.run.device);
+  if (device === "cpu") return device;
+  if (!cudaAvailable()) throw new ConfigError(`run.device: ${c.run.device}, but this libtorch (${torchVersion()}) sees no CUDA device; use run.device=cpu (and run.precision=fp32)`);
+  const index = device === "cuda" ? 0 : Number(device.slice(5));
+  if (index >= cudaDeviceCount()) throw new ConfigError(`run.device: ${device} does not exist (${cudaDeviceCount()} CUDA devices)`);
+  return device;
 }
 
 /**
@@ -390,9 +413,15 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 16));
 }
 
-/** A config saved before the `dist` keys existed reads as if it had their defaults (its run was one process). */
-function withDistDefaults(saved: Record<string, unknown>): Record<string, unknown> {
-  return "dist" in saved ? saved : { ...saved, dist: presetConfig(DEFAULT_PRESET).dist };
+/**
+ * A config saved before the `dist` and run.device/precision/channelsLast keys existed reads as if it had their
+ * defaults (its run was one process, on the CPU, in float32).
+ */
+function withNewDefaults(saved: Record<string, unknown>): Record<string, unknown> {
+  const defaults = presetConfig(DEFAULT_PRESET);
+  const run = isRecord(saved.run) ? saved.run : {};
+  const { device, precision, channelsLast } = defaults.run;
+  return { ...saved, dist: saved.dist ?? defaults.dist, run: { device, precision, channelsLast, ...run } };
 }
 
 /** Refuses a run folder whose saved config differs in keys that change the run (unless forced). */
@@ -401,7 +430,7 @@ function checkRunFolder(outDir: string, config: PretrainConfig, force: boolean, 
   if (!fs.existsSync(file)) return;
   const saved = JSON.parse(fs.readFileSync(file, "utf8")) as unknown;
   if (!isRecord(saved)) throw new ConfigError(`${file} is not a JSON object`);
-  const diffs = runChangingDifferences(withDistDefaults(saved), config);
+  const diffs = runChangingDifferences(withNewDefaults(saved), config);
   if (diffs.length === 0) return;
   const list = diffs.map((d) => `  ${d}`).join("\n");
   if (!force) {
@@ -430,18 +459,22 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   // The process group: given, or joined from a launcher's variables (then ours to destroy).
   let pg = o.processGroup ?? undefined;
   let processesHere = pg?.worldSize ?? 1;
+  let localRank = pg?.rank ?? 0;
   let joined: ProcessGroup | undefined;
   if (o.processGroup === undefined) {
     const env = detectDistEnv();
     if (env && env.worldSize > 1) {
       const timeoutMs = o.distTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-      // Ranks start seconds apart on a busy machine (loading libtorch): the rendezvous gets at least 2 minutes.
-      joined = pg = initProcessGroupFromEnv({ timeoutMs, initTimeoutMs: Math.max(timeoutMs, 120_000) }).pg;
+      // NCCL between GPUs, Gloo between CPUs (torch DDP's choice). Ranks start seconds apart on a busy machine
+      // (loading libtorch): the rendezvous gets at least 2 minutes.
+      const backend = o.config.run.device === "cpu" ? "gloo" : "nccl";
+      joined = pg = initProcessGroupFromEnv({ backend, timeoutMs, initTimeoutMs: Math.max(timeoutMs, 120_000) }).pg;
       processesHere = env.localWorldSize ?? 1;
+      localRank = env.localRank;
     }
   }
   try {
-    const run = await PretrainRun.open(o, pg, processesHere);
+    const run = await PretrainRun.open(o, pg, processesHere, localRank);
     try {
       run.resume();
       await run.openMonitor();
@@ -499,6 +532,8 @@ class PretrainRun {
     /** Rank 0's; other ranks write no metrics. */
     private readonly metrics: MetricsLog | undefined,
     private readonly dp: DataParallel | undefined,
+    /** Where the model, the crops and the kNN monitor live. */
+    private readonly device: Device,
   ) {
     this.rank = dp?.pg.rank ?? 0;
     this.world = dp?.pg.worldSize ?? 1;
@@ -513,7 +548,7 @@ class PretrainRun {
    * Validates the config, checks the run folder, and builds the data loader (this rank's shard), the model (broadcast
    * from rank 0, BatchNorm synchronized), the optimizer and the schedule.
    */
-  static async open(o: PretrainOptions, pg: ProcessGroup | undefined, processesHere: number): Promise<PretrainRun> {
+  static async open(o: PretrainOptions, pg: ProcessGroup | undefined, processesHere: number, localRank: number): Promise<PretrainRun> {
     const startedAt = performance.now();
     const rank = pg?.rank ?? 0;
     const world = pg?.worldSize ?? 1;
@@ -524,13 +559,14 @@ class PretrainRun {
     checkRunFolder(outDir, config, o.force ?? false, log);
     const threads = threadsOf(config, o, processesHere);
     setNumThreads(threads);
+    const device = runDevice(config, world, localRank);
     const groupSize = config.dist.syncBnGroupSize;
-    if (world > 1 && groupSize > 0 && world % groupSize !== 0) {
+    if (world > 1 && groupSize > 0 && groupSize < world && world % groupSize !== 0) {
       throw new ConfigError(`dist.syncBnGroupSize: groups of ${groupSize} ranks do not divide the ${world} processes (rank ${rank})`);
     }
 
     const crops = configCrops(config);
-    const loader = await openPretrainLoader(config, crops, { rank, worldSize: world });
+    const loader = await openPretrainLoader(config, crops, { rank, worldSize: world, device });
     try {
       const itersPerEpoch = loader.batchesPerEpoch;
       let totalSteps = config.schedule.iterations;
@@ -539,13 +575,13 @@ class PretrainRun {
         totalSteps = Math.max(1, Math.round(config.schedule.epochs * itersPerEpoch));
       }
       const { lrs, peak, warmup } = learningRates(config, totalSteps, itersPerEpoch);
-      const method = buildMethod(config, crops, pg, o.dtype ?? "float32");
+      const method = buildMethod(config, crops, pg, o.dtype ?? "float32", device);
       let dp: DataParallel | undefined;
       try {
         if (pg && world > 1) {
           // Every rank builds the same seeded init; the broadcast makes sure (torch DDP does it at construction).
           const syncBnGroup = groupSize > 0 ? Math.min(groupSize, world) : world;
-          const syncBnLayers = convertSyncBatchNorm(method.module, pg, groupSize > 0 ? { groupSize } : {});
+          const syncBnLayers = convertSyncBatchNorm(method.module, pg, syncBnGroup < world ? { groupSize: syncBnGroup } : {});
           broadcastModule(method.module, pg);
           dp = { pg, reducer: new GradientAllReducer(method.module, pg), syncBnLayers, syncBnGroup };
         }
@@ -570,7 +606,7 @@ class PretrainRun {
             `gradients all-reduced in ${dp.reducer.buckets.length} bucket${dp.reducer.buckets.length > 1 ? "s" : ""} after backward`,
         );
       }
-      return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics, dp);
+      return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics, dp, device);
     } catch (e) {
       await loader.close();
       throw e;
@@ -587,7 +623,7 @@ class PretrainRun {
       const where = path.join(this.outDir, `checkpoint-${pad(latest.step)}`);
       try {
         const saved = asRunState(latest.state, where);
-        const changed = runChangingDifferences(withDistDefaults(saved.config as unknown as Record<string, unknown>), this.config);
+        const changed = runChangingDifferences(withNewDefaults(saved.config as unknown as Record<string, unknown>), this.config);
         if (changed.length > 0 && !this.o.force) {
           throw new ConfigError(`${where} was saved by a run with another config (use --force to resume with this one):\n${changed.map((d) => `  ${d}`).join("\n")}`);
         }
@@ -659,6 +695,7 @@ class PretrainRun {
     this.monitor = await KnnMonitor.open({
       trainSource: k.trainSource, testSource: k.testSource, trainSamples: k.trainSamples, testSamples: k.testSamples,
       imageSize: k.imageSize || this.crops[0]!.size, k: k.k, temperature: k.temperature, batchSize: k.batchSize, seed: this.config.run.seed,
+      device: this.device,
     });
     if (this.knnRandomInit === undefined && this.step === 0) {
       this.knnRandomInit = this.monitor.evaluate(this.method.backbone);
@@ -751,8 +788,11 @@ class PretrainRun {
     const undo = snapshot(method);
     try {
       const loss = tidy(() => {
-        const crops = this.dtype === "float32" ? batch.crops : batch.crops.map((x) => x.to(this.dtype)); // each (count·B/W, 3, S, S)
-        const l = method.loss(crops, batch.epoch);
+        let crops = this.dtype === "float32" ? batch.crops : batch.crops.map((x) => x.to(this.dtype)); // each (count·B/W, 3, S, S)
+        if (this.config.run.channelsLast) crops = crops.map((x) => x.channelsLast());
+        // bf16: the forward and the loss under CUDA autocast; backward follows the same casts, the weights, their
+        // gradients and the optimizer stay float32.
+        const l = withAutocast(this.config.run.precision === "bf16" ? "bfloat16" : null, () => method.loss(crops, batch.epoch));
         const checked = this.o.hooks?.beforeBackward ? this.o.hooks.beforeBackward(iteration, l) : l;
         let value = checked.item();
         if (this.dp) value = this.agree(value); // NaN anywhere -> NaN everywhere

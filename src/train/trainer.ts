@@ -75,7 +75,7 @@ import {
 } from "../optim";
 import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
 import {
-  checkDevice, cudaAvailable, cudaDeviceCount, keep, manualSeed, noGrad, setNumThreads, tidy, torchVersion, withAutocast,
+  checkDevice, cudaAvailable, cudaDeviceCount, keep, manualSeed, noGrad, setCudaBackend, setNumThreads, tidy, torchVersion, withAutocast,
   type Device, type DType, type Tensor,
 } from "../tensor";
 import { CheckpointManager } from "./checkpoint";
@@ -260,6 +260,9 @@ function runDevice(c: PretrainConfig, world: number, localRank: number): Device 
   if (!cudaAvailable()) throw new ConfigError(`run.device: ${c.run.device}, but this libtorch (${torchVersion()}) sees no CUDA device; use run.device=cpu (and run.precision=fp32)`);
   const index = device === "cuda" ? 0 : Number(device.slice(5));
   if (index >= cudaDeviceCount()) throw new ConfigError(`run.device: ${device} does not exist (${cudaDeviceCount()} CUDA devices)`);
+  // Crop shapes are fixed, so cuDNN's autotuner pays off; TF32 for what stays float32 (as PyTorch users set it).
+  // Neither is bit-reproducible from run to run: on CUDA a resumed run continues, it is not bit-identical.
+  setCudaBackend({ cudnnBenchmark: true, allowTf32: true });
   return device;
 }
 

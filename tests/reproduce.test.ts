@@ -124,6 +124,17 @@ test("a rerun skips every finished stage; a deleted result is recomputed alone",
   assert.match(third.out, /lowshot10\.scratch-microa: fine-tuned on 947 images/);
   const redone = JSON.parse(fs.readFileSync(path.join(resultsDir, victim), "utf8")) as { result: { top1: number } };
   assert.equal(redone.result.top1, saved.result.top1, "the same seeded stage gives the same result");
+
+  // A lost pretraining record: the finished run folder is recognized, not reopened (its weights keep their mtime),
+  // and the evaluations of those weights stay cached.
+  const runDir = path.join(OUT, "pretrain", "simclr-curated-microb");
+  const weightsMtime = fs.statSync(path.join(runDir, "backbone.safetensors")).mtimeMs;
+  fs.rmSync(path.join(resultsDir, "pretrain.simclr-curated-microb.json"));
+  const fourth = await run(["--budget", "test", "--out", OUT, "--no-progress"]);
+  assert.equal(fourth.code, 0, fourth.err);
+  assert.equal((fourth.out.match(/: done before/g) ?? []).length, plan.stages.length);
+  assert.equal(fs.statSync(path.join(runDir, "backbone.safetensors")).mtimeMs, weightsMtime);
+  assert.ok(fs.existsSync(path.join(resultsDir, "pretrain.simclr-curated-microb.json")), "the record is written back");
 });
 
 test("another study's folder is refused; the full budget does not start here; --dry-run prints the plan", async () => {

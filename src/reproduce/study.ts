@@ -13,11 +13,13 @@
 // decoded once per invocation (eval/features.ts decodeLabelledImages) and shared by every stage.
 //
 // Caching: each finished stage writes `results/<stage>.json` (atomically) holding its result and a key: the
-// settings it depends on and the identity of the weights it evaluated (size and mtime of backbone.safetensors). A
-// rerun skips a stage whose file exists with the same key, and redoes it otherwise. A pretraining run resumes from
-// its own checkpoints (pretrain() does that); Ctrl-C during one saves a checkpoint and stops the study (status
-// "interrupted"), Ctrl-C elsewhere loses only the stage in progress. `plan.json` records the budget: a folder
+// settings it depends on and the identity of the weights it evaluated (sha256 of backbone.safetensors). A rerun
+// skips a stage whose file exists with the same key, and redoes it otherwise; a pretraining stage counts as done
+// when its config has no run-changing difference (the trainer's own rule) and its weights exist. An unfinished
+// pretraining run resumes from its own checkpoints (pretrain() does that); Ctrl-C during one saves a checkpoint and
+// stops the study (status "interrupted"), Ctrl-C elsewhere loses only the stage in progress. `plan.json` records the budget: a folder
 // holding another budget's study is refused rather than mixed.
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -33,7 +35,8 @@ import { lowShotSubset } from "../eval/lowshot";
 import { modelStateShapes } from "../models/registry";
 import { setNumThreads } from "../tensor";
 import { resolvePretrainConfig } from "../train/pretrain";
-import type { PretrainConfig } from "../train/presets";
+import { runChangingDifferences, type PretrainConfig } from "../train/presets";
+import type { PretrainResult } from "../train/trainer";
 import type { PoolSpec, ReproduceBudget, TrunkSpec } from "./budgets";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -183,6 +186,39 @@ function writeJsonAtomic(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
+/**
+ * A pretraining stage's record when it is for this config, by the trainer's own rule (presets.ts
+ * runChangingDifferences: threads, checkpointing and reporting keys may differ), and its weights exist.
+ */
+function readPretrainRecord(file: string, config: PretrainConfig): StageRecord<PretrainOutcome> | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    const r = JSON.parse(fs.readFileSync(file, "utf8")) as StageRecord<PretrainOutcome>;
+    if (r.format !== STAGE_FORMAT || !fs.existsSync(r.result.backboneFile)) return undefined;
+    return runChangingDifferences(JSON.parse(r.key) as object, config).length === 0 ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The record of a run folder whose pretraining finished with this config (summary.json "completed" at its last
+ * step, config.json without run-changing differences, backbone.safetensors present), for a results file that was
+ * lost: the run is not opened again (resuming a finished run would rewrite its summary and weights).
+ */
+function completedRun(runDir: string, config: PretrainConfig, stage: string): StageRecord<PretrainOutcome> | undefined {
+  try {
+    const summary = JSON.parse(fs.readFileSync(path.join(runDir, "summary.json"), "utf8")) as Partial<PretrainResult>;
+    const saved = JSON.parse(fs.readFileSync(path.join(runDir, "config.json"), "utf8")) as object;
+    const done = summary.status === "completed" && summary.step === summary.totalSteps && summary.step === config.schedule.iterations;
+    if (!done || !summary.backboneFile || !fs.existsSync(summary.backboneFile) || runChangingDifferences(saved, config).length > 0) return undefined;
+    const result: PretrainOutcome = { iterations: summary.step!, wallSeconds: summary.wallSeconds ?? 0, imagesPerS: summary.imagesPerS ?? 0, ...(summary.lastLoss !== undefined ? { lastLoss: summary.lastLoss } : {}), backboneFile: summary.backboneFile };
+    return { format: STAGE_FORMAT, stage, key: JSON.stringify(config), seconds: result.wallSeconds, finishedAt: new Date(fs.statSync(summary.backboneFile).mtimeMs).toISOString(), result };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A stage's cached record when its file exists and its key matches; undefined otherwise (a damaged file too). */
 function readRecord<R>(file: string, key: string): StageRecord<R> | undefined {
   if (!fs.existsSync(file)) return undefined;
@@ -294,12 +330,24 @@ export class StudyInterrupted extends Error {
 const fmtS = (s: number): string => (s >= 60 ? `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s` : `${s.toFixed(1)}s`);
 const pct = (v: number): string => `${v.toFixed(1)}%`;
 
-/** The identity of a model's weights for the eval keys: the backbone file's size and mtime, or its random init. */
+const hashes = new Map<string, string>();
+
+/**
+ * The identity of a model's weights for the eval keys: sha256 of backbone.safetensors (its content, so a rewrite
+ * of the same weights keeps the evaluations; a new run redoes them), or the random init's recipe.
+ */
 function weightsIdentity(b: ReproduceBudget, m: StudyModel, outDir: string): string {
   if (m.kind === "scratch") return `random:${m.trunk.arch} ${JSON.stringify(m.trunk.design)} stem ${m.trunk.smallImageStem} seed ${b.seed}`;
   const file = path.join(outDir, "pretrain", m.id, "backbone.safetensors");
   const st = fs.statSync(file, { throwIfNoEntry: false });
-  return st ? `${file} ${st.size} ${st.mtimeMs}` : `${file} missing`;
+  if (!st) return `${m.id} missing`;
+  const memo = `${file} ${st.size} ${st.mtimeMs}`;
+  let h = hashes.get(memo);
+  if (!h) {
+    h = createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+    hashes.set(memo, h);
+  }
+  return `${m.id} sha256 ${h}`;
 }
 
 function openModel(b: ReproduceBudget, m: StudyModel, outDir: string): LoadedBackbone {
@@ -335,12 +383,13 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       const m = stage.model;
       if (stage.kind === "pretrain") {
         const config = pretrainConfigOf(b, m, threads);
-        const key = JSON.stringify({ ...config, run: { ...config.run, threads: 0 } }); // threads do not change the run
+        const key = JSON.stringify(config);
         const runDir = path.join(outDir, "pretrain", m.id);
-        let rec = readRecord<PretrainOutcome>(file, key);
-        if (rec && !fs.existsSync(rec.result.backboneFile)) rec = undefined;
-        if (rec) log(`${head}: done before (${rec.result.iterations} iterations, final loss ${rec.result.lastLoss?.toFixed(3) ?? "-"})`);
-        else {
+        let rec = readPretrainRecord(file, config) ?? completedRun(runDir, config, stage.id);
+        if (rec) {
+          if (!fs.existsSync(file)) writeJsonAtomic(file, rec);
+          log(`${head}: done before (${rec.result.iterations} iterations, final loss ${rec.result.lastLoss?.toFixed(3) ?? "-"})`);
+        } else {
           log(`${head}: ${m.method} on the ${m.pool!.id} pool (${b.poolImages} images), ${m.trunk.label}, ${config.schedule.iterations} iterations of ${config.data.batchSize}`);
           const { pretrain } = await import("../train/trainer");
           const t0 = performance.now();

@@ -11,6 +11,7 @@
         "_GLIBCXX_USE_CXX11_ABI=<!(node find_libtorch.js abi)",
         "SEERKIT_SOURCE_HASH=\"<!(node source_hash.js)\"",
         "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)",
+        "SEERKIT_WITH_CUDA_HEADERS=<!(node find_libtorch.js cudaheaders)",
         "SEERKIT_WITH_GLOO=<!(node find_libtorch.js gloo)",
         "SEERKIT_WITH_NCCL=<!(node find_libtorch.js nccl)"
       ],

@@ -5,12 +5,14 @@
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
 // SEERKIT_GLOO=0 / SEERKIT_NCCL=0 build without the Gloo / NCCL process groups (for a libtorch whose c10d headers
 // do not compile here; collectives then fail at run time with a message saying so).
-// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|gloo|nccl`; no field: all,
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|cudaheaders|gloo|nccl`; no field: all,
 // as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo / ProcessGroupNCCL (their
 // headers are present next to libtorch's); `include` then also lists the folder that holds nccl.h.
 "use strict";
 const fs = require("fs");
 const path = require("path");
+const os = require("os");
+const crypto = require("crypto");
 const { execFileSync } = require("child_process");
 
 function fromFolder(root, origin) {
@@ -19,8 +21,28 @@ function fromFolder(root, origin) {
   return { include, libdir, abi: guessAbi(libdir), origin };
 }
 
+// binding.gyp asks for one field at a time (several runs per build) and `import torch` takes seconds: the answer is
+// kept in the temp folder, keyed by the interpreter and its torch's location and modification time.
 function fromPython() {
   const python = process.env.PYTHON || "python3";
+  const key = crypto.createHash("sha256").update(python).digest("hex").slice(0, 16);
+  const cache = path.join(os.tmpdir(), `seerkit-find-libtorch-${key}.json`);
+  try {
+    const hit = JSON.parse(fs.readFileSync(cache, "utf8"));
+    if (fs.statSync(hit.libdir).mtimeMs === hit.libdirMtime) return hit.info;
+  } catch {
+    // no cache yet, or a stale one
+  }
+  const info = askPython(python);
+  try {
+    fs.writeFileSync(cache, JSON.stringify({ info, libdir: info.libdir, libdirMtime: fs.statSync(info.libdir).mtimeMs }));
+  } catch {
+    // a read-only temp folder only costs time
+  }
+  return info;
+}
+
+function askPython(python) {
   const script =
     "import torch, os, json; from torch.utils import cpp_extension as ce;" +
     "print(json.dumps({'include': ce.include_paths(), 'libdir': os.path.join(os.path.dirname(torch.__file__), 'lib')," +
@@ -32,7 +54,7 @@ function fromPython() {
     throw new Error(`LIBTORCH_USE_PYTORCH=1 but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`);
   }
   const info = JSON.parse(out.trim().split("\n").pop());
-  return { include: info.include, libdir: info.libdir, abi: info.abi, origin: `pytorch ${info.version} via ${python}` };
+  return { include: info.include, libdir: info.libdir, abi: info.abi, origin: `pytorch ${info.version} via ${python}`, pyVersion: info.version };
 }
 
 function fromSystem() {
@@ -68,18 +90,24 @@ function libs(info) {
   return ["-Wl,--no-as-needed", `-L${info.libdir}`, `-Wl,-rpath,${info.libdir}`, ...names.map((n) => `-l${n}`), "-Wl,--as-needed"].join(" ");
 }
 
-// libtorch's version, read from its headers: decides the C++ standard (PyTorch 2.10 moved to C++20).
+// libtorch's version, read from its headers (recent versions define it in torch/headeronly/version.h, which
+// torch/version.h includes), else from python's torch.__version__: decides the C++ standard (PyTorch 2.10 moved to
+// C++20).
 function version(info) {
   for (const dir of info.include) {
-    const file = path.join(dir, "torch", "csrc", "api", "include", "torch", "version.h");
-    const alt = path.join(dir, "torch", "version.h");
-    const found = [file, alt].find((f) => fs.existsSync(f));
-    if (!found) continue;
-    const text = fs.readFileSync(found, "utf8");
-    const num = (k) => Number((text.match(new RegExp(`define TORCH_VERSION_${k} (\\d+)`)) || [])[1]);
-    return { major: num("MAJOR"), minor: num("MINOR") };
+    const candidates = [
+      path.join(dir, "torch", "headeronly", "version.h"),
+      path.join(dir, "torch", "csrc", "api", "include", "torch", "version.h"),
+      path.join(dir, "torch", "version.h"),
+    ];
+    for (const f of candidates.filter((c) => fs.existsSync(c))) {
+      const text = fs.readFileSync(f, "utf8");
+      const num = (k) => Number((text.match(new RegExp(`define TORCH_VERSION_${k} (\\d+)`)) || [])[1]);
+      if (!Number.isNaN(num("MAJOR"))) return { major: num("MAJOR"), minor: num("MINOR") };
+    }
   }
-  return { major: NaN, minor: NaN };
+  const m = /^(\d+)\.(\d+)/.exec(info.pyVersion || "");
+  return m ? { major: Number(m[1]), minor: Number(m[2]) } : { major: NaN, minor: NaN };
 }
 
 function cxxStd(info) {
@@ -93,6 +121,22 @@ function hasGloo(info) {
   if (process.env.SEERKIT_GLOO === "0") return false; // opt out: build without c10d's Gloo backend
   const found = (rel) => info.include.some((d) => fs.existsSync(path.join(d, rel)));
   return found("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp") && found("gloo/context.h");
+}
+
+// The CUDA runtime's headers (cuda_runtime_api.h), for the caching allocator's statistics in runtime.cc and for
+// nccl.h: a CUDA toolkit, or pip's nvidia-* wheels next to torch (CUDA 13: nvidia/cu13/include; CUDA 12: one folder
+// per library, nvidia/cuda_runtime/include). SEERKIT_CUDA_HEADERS=0 builds without them (no memory statistics).
+function cudaInclude(info) {
+  if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) || process.env.SEERKIT_CUDA_HEADERS === "0") return undefined;
+  const nvidia = path.join(info.libdir, "..", "..", "nvidia");
+  const wheelDirs = fs.existsSync(nvidia) ? fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, "include")) : [];
+  const candidates = [
+    ...["CUDA_HOME", "CUDA_PATH"].filter((k) => process.env[k]).map((k) => path.join(process.env[k], "include")),
+    "/usr/local/cuda/include",
+    ...wheelDirs,
+    "/usr/include",
+  ];
+  return candidates.find((d) => fs.existsSync(path.join(d, "cuda_runtime_api.h")));
 }
 
 // ProcessGroupNCCL needs a CUDA build, its header, and nccl.h. pip's torch takes nccl.h from the nvidia-nccl wheel
@@ -112,7 +156,9 @@ function ncclInclude(info) {
 }
 
 const info = locate();
-const nccl = ncclInclude(info);
+const cuda = cudaInclude(info);
+if (cuda !== undefined && !info.include.includes(cuda)) info.include.push(cuda);
+const nccl = cuda === undefined && fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? undefined : ncclInclude(info); // nccl.h includes cuda_runtime.h
 if (nccl !== undefined && !info.include.includes(nccl)) info.include.push(nccl);
 const field = process.argv[2];
 if (field === "include") console.log(info.include.join(" "));
@@ -123,4 +169,5 @@ else if (field === "std") console.log(cxxStd(info));
 else if (field === "cuda") console.log(fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? 1 : 0);
 else if (field === "gloo") console.log(hasGloo(info) ? 1 : 0);
 else if (field === "nccl") console.log(nccl !== undefined ? 1 : 0);
-else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), nccl: nccl !== undefined }, null, 2));
+else if (field === "cudaheaders") console.log(cuda !== undefined ? 1 : 0);
+else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), nccl: nccl !== undefined, cudaHeaders: cuda !== undefined }, null, 2));

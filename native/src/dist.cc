@@ -360,6 +360,11 @@ SEER_FN(distInit) {
   so.numWorkers = static_cast<size_t>(g->size);
   so.waitWorkers = true;
   so.timeout = initTimeout;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  // 2.4 made libuv the store's default transport; Node exports its own uv_* symbols into the process, so keep
+  // c10d's plain-socket store and never mix two libuv builds.
+  so.useLibUV = false;
+#endif
   try {
     g->rootStore = c10::make_intrusive<c10d::TCPStore>(host, so);
   } catch (const std::exception& e) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/util/Optional.h>  // c10::optional: ATen no longer includes it in 2.x
 #include <node_api.h>
 
 #include <cstdint>

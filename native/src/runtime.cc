@@ -14,10 +14,13 @@
 #define SEERKIT_SOURCE_HASH "unknown"
 #endif
 
-#if SEERKIT_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// The CUDA caching allocator's statistics need the CUDA runtime's headers (c10/cuda includes cuda_runtime_api.h);
+// find_libtorch.js says whether it found them. Everything else CUDA goes through ATen's CUDA hooks, which need none.
+#ifndef SEERKIT_WITH_CUDA_HEADERS
+#define SEERKIT_WITH_CUDA_HEADERS 0
+#endif
+#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
 #include <c10/cuda/CUDACachingAllocator.h>
-#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 using seer::Args;
@@ -74,9 +77,8 @@ SEER_FN(setAutocastCuda) {
 }
 
 SEER_FN(cudaSynchronize) {
-#if SEERKIT_WITH_CUDA
-  c10::cuda::device_synchronize();
-#endif
+  auto& hooks = at::detail::getCUDAHooks();
+  for (int i = 0; i < hooks.getNumGPUs(); i++) hooks.deviceSynchronize(i);
   return seer::undef(a.env);
 }
 
@@ -92,16 +94,19 @@ SEER_FN(setCudaBackendFlags) {
 
 // Starts a new peak for cudaMemory (torch.cuda.reset_peak_memory_stats); no-op without CUDA.
 SEER_FN(cudaResetPeak) {
-#if SEERKIT_WITH_CUDA
+#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<int>(a.i64(0)));
 #endif
   return seer::undef(a.env);
 }
 
-// [allocated, peakAllocated] bytes on a CUDA device; zeros without CUDA.
+// [allocated, peakAllocated] bytes on a CUDA device; zeros without CUDA; -1 when this build cannot read them.
 SEER_FN(cudaMemory) {
   double cur = 0, peak = 0;
-#if SEERKIT_WITH_CUDA
+#if SEERKIT_WITH_CUDA && !SEERKIT_WITH_CUDA_HEADERS
+  cur = peak = -1;
+#endif
+#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<int>(a.i64(0)));
   cur = static_cast<double>(stats.allocated_bytes[0].current);
   peak = static_cast<double>(stats.allocated_bytes[0].peak);

@@ -164,7 +164,10 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
       T.cudaSynchronize();
       return Number(process.hrtime.bigint() - t) / 1e6 / o.steps;
     },
-    peakGiB: () => (cuda ? T.cudaMemory(device).peak / 2 ** 30 : undefined),
+    peakGiB: () => {
+      const peak = cuda ? T.cudaMemory(device).peak : NaN;
+      return Number.isNaN(peak) ? undefined : peak / 2 ** 30; // NaN: a build without the CUDA headers
+    },
     dispose: () => {
       for (const t of inputs) t.dispose();
       opt.dispose();

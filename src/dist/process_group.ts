@@ -13,6 +13,7 @@ import { torch } from "../native/load";
 import type { GroupId } from "../native/binding";
 import { cat, tensor, zeros } from "../tensor/creation";
 import { tidy } from "../tensor/scope";
+import type { Device } from "../tensor/dtype";
 import { Tensor } from "../tensor/tensor";
 import { fromEnv, type DistEnv } from "./env";
 
@@ -215,8 +216,9 @@ export class ProcessGroup implements Disposable {
    * Reduces a few numbers over the ranks (in float64) and returns the result on every rank: e.g. [loss, stop vote]
    * once per step, so that all ranks take the same decision.
    */
-  allReduceValues(values: readonly number[], op: ReduceOp = "sum"): number[] {
-    return tidy(() => this.allReduce(tensor([...values], { dtype: "float64" }), op).toArray() as number[]);
+  allReduceValues(values: readonly number[], op: ReduceOp = "sum", device: Device = "cpu"): number[] {
+    if (this.backend === "nccl" && device === "cpu") throw new RangeError("allReduceValues: NCCL reduces CUDA tensors; pass this rank's CUDA device");
+    return tidy(() => this.allReduce(tensor([...values], { dtype: "float64", device }), op).toArray() as number[]);
   }
 
   /** Every rank's t, in rank order. */

@@ -70,7 +70,7 @@ export class NTXentLoss {
         h2All = perRank.select(1, 1).reshape(world * B, s[1]!);
       }
       const N = h1All.shape[0]!;
-      const labels = arange(0, B).add(this.rank * B); // (B) int64: the positive's (and self's) global index
+      const labels = arange(0, B, 1, { device: h1.device }).add(this.rank * B); // (B) int64: the positive's (and self's) global index
       const self = F.oneHot(labels, N).gt(0); // (B, N) bool
       const logitsAA = h1.mm(h1All.t()).div(tau).maskedFill(self, MASKED_LOGIT); // (B, N)
       const logitsBB = h2.mm(h2All.t()).div(tau).maskedFill(self, MASKED_LOGIT); // (B, N)

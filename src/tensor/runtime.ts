@@ -31,12 +31,15 @@ export function cudaIndex(device: Device): number | undefined {
 /** Waits for every queued CUDA kernel (torch.cuda.synchronize); a no-op without CUDA. */
 export const cudaSynchronize = (): void => torch.cudaSynchronize();
 
-/** Bytes the caching allocator holds for tensors on a CUDA device now and at its peak (zeros without CUDA). */
+/**
+ * Bytes the caching allocator holds for tensors on a CUDA device now and at its peak (zeros on the CPU; NaN when the
+ * addon was built without the CUDA runtime's headers, see native/find_libtorch.js).
+ */
 export function cudaMemory(device: Device): { allocated: number; peak: number } {
   const i = cudaIndex(device);
   if (i === undefined) return { allocated: 0, peak: 0 };
   const [allocated, peak] = torch.cudaMemory(i);
-  return { allocated, peak };
+  return allocated < 0 ? { allocated: NaN, peak: NaN } : { allocated, peak };
 }
 
 /** Starts a new peak for cudaMemory (torch.cuda.reset_peak_memory_stats). */

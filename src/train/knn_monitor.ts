@@ -57,6 +57,9 @@ export function knnAccuracy(trainFeats: Tensor, trainLabels: Tensor, testFeats: 
     tidy(() => {
       const train = trainFeats.float().div(trainFeats.float().norm(2, 1, true).clampMin(1e-12)); // (N, D) unit rows
       const test = testFeats.float().div(testFeats.float().norm(2, 1, true).clampMin(1e-12)); // (M, D)
+      // Labels live in host memory; the features where the trunk ran.
+      const bankLabels = trainLabels.device === train.device ? trainLabels : trainLabels.to(train.device); // (N)
+      const evalLabels = testLabels.device === train.device ? testLabels : testLabels.to(train.device); // (M)
       let correct = 0;
       for (let start = 0; start < M; start += chunk) {
         const n = Math.min(chunk, M - start);
@@ -64,10 +67,10 @@ export function knnAccuracy(trainFeats: Tensor, trainLabels: Tensor, testFeats: 
           const sims = test.narrow(0, start, n).mm(train.t()); // (n, N)
           const { values, indices } = sims.topk(k, 1); // (n, k) each, largest first
           const weights = values.sub(values.narrow(1, 0, 1)).div(T).exp(); // (n, k) exp((s - s_max) / T)
-          const neighbourLabels = trainLabels.indexSelect(0, indices.flatten()).reshape(n, k); // (n, k)
+          const neighbourLabels = bankLabels.indexSelect(0, indices.flatten()).reshape(n, k); // (n, k)
           const votes = oneHot(neighbourLabels, C).float().mul(weights.unsqueeze(2)).sum(1); // (n, C)
           const predicted = votes.argmax(1); // (n)
-          return predicted.eq(testLabels.narrow(0, start, n)).sum().item();
+          return predicted.eq(evalLabels.narrow(0, start, n)).sum().item();
         });
       }
       return correct / M;

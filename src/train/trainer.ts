@@ -669,7 +669,7 @@ class PretrainRun {
       this.log(`resume     from ${where} (step ${this.step}, epoch ${this.sampler.epoch}, ${this.sampler.position} images into it)`);
     }
     if (this.dp) {
-      const [highest, negLowest] = this.dp.pg.allReduceValues([this.step, -this.step], "max");
+      const [highest, negLowest] = this.dp.pg.allReduceValues([this.step, -this.step], "max", this.device);
       if (highest !== this.step || -negLowest! !== this.step) {
         throw new Error(
           `rank ${this.rank} resumed at step ${this.step}, but the ranks resumed between steps ${-negLowest!} and ${highest}: ` +
@@ -773,7 +773,7 @@ class PretrainRun {
    * process on the whole batch computes: every rank's loss is a mean over as many images). Records a stop vote.
    */
   private agree(loss: number): number {
-    const [sum, votes] = this.dp!.pg.allReduceValues([loss, this.stopSignal !== undefined ? 1 : 0]);
+    const [sum, votes] = this.dp!.pg.allReduceValues([loss, this.stopSignal !== undefined ? 1 : 0], "sum", this.device);
     if (votes! > 0) this.stopAgreed = true;
     return sum! / this.world;
   }

@@ -115,6 +115,8 @@ test("a rerun skips every finished stage; a deleted result is recomputed alone",
   assert.equal(again.code, 0, again.err);
   assert.equal((again.out.match(/: done before/g) ?? []).length, plan.stages.length);
   for (const [f, m] of mtimes) assert.equal(fs.statSync(path.join(resultsDir, f)).mtimeMs, m, `${f} untouched`);
+  // The report of a rerun that decoded nothing still describes the evaluation data (saved by the first run).
+  assert.match(fs.readFileSync(path.join(OUT, "report.md"), "utf8"), /1%: \d+ images, .* 10%: \d+ images/);
 
   const saved = JSON.parse(fs.readFileSync(path.join(resultsDir, victim), "utf8")) as { result: { top1: number } };
   fs.rmSync(path.join(resultsDir, victim));

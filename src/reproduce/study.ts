@@ -463,10 +463,20 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   } catch (e) {
     results.stoppedBy = e as Error; // the caller still renders what finished
   } finally {
-    // Describe the evaluation data even when a stage failed (a partial report still says what was measured).
+    // Describe the evaluation data even when a stage failed (a partial report still says what was measured). A
+    // rerun whose stages were all cached decodes nothing: it reads the description an earlier invocation saved.
     if (!results.evalData) {
+      const file = path.join(outDir, "eval-data.json");
+      const saved = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as StudyResults["evalData"]) : undefined;
+      if (data.describe()) {
+        // The subset sizes, from their index files (cheap: no image is decoded).
+        for (const l of b.eval.lowshot) await data.lowshotTrain(l.pct).catch(() => undefined);
+      }
       const d = data.describe();
-      if (d) results.evalData = d;
+      if (d) {
+        results.evalData = { ...d, lowshotTrain: { ...saved?.lowshotTrain, ...d.lowshotTrain } };
+        writeJsonAtomic(file, results.evalData);
+      } else if (saved) results.evalData = saved;
     }
     data.dispose();
     results.wallSeconds = (performance.now() - started) / 1000;

@@ -12,7 +12,7 @@ import { isIndexed, type IndexedImageSource } from "../src/data/sources";
 import { loadBackbone } from "../src/eval/backbone";
 import { IMAGENET_EVAL_TRANSFORM, decodeLabelledImages, imageFeatures, type LabelledImages } from "../src/eval/features";
 import { finetune, finetuneAugment, recordSubset } from "../src/eval/finetune";
-import { memory, setNumThreads } from "../src/tensor";
+import { memory, setNumThreads, tidy } from "../src/tensor";
 
 setNumThreads(2);
 const TENCH = 0; // n01440764
@@ -49,7 +49,7 @@ test("decodeLabelledImages: (N, 3, 32, 32) normalized images with their labels; 
   assert.deepEqual(images.images.shape, [80, 3, 32, 32]);
   const labels = images.labels.toArray();
   assert.deepEqual([labels.filter((l) => l === TENCH).length, labels.filter((l) => l === PARACHUTE).length], [40, 40]);
-  const mean = images.images.mean().item();
+  const mean = tidy(() => images.images.mean().item());
   assert.ok(Math.abs(mean) < 1.5, `normalized pixels have a mean near 0, got ${mean}`);
   const before = memory().numTensors;
   const m = scratch();

@@ -11,6 +11,7 @@ import * as path from "path";
 import sharp from "sharp";
 import { evalCommand, type EvalReport } from "../src/eval/command";
 import { memory } from "../src/tensor";
+import { captureCommand } from "./helpers/capture";
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-evalcmd-"));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -40,21 +41,7 @@ const CACHE = path.join(TMP, "features");
 const SUBSETS = path.join(TMP, "lowshot");
 const common = ["--checkpoint", "random:regnet_x_200mf", "--small-stem", "--train", TRAIN, "--test", TEST, "--resize", "32", "--crop", "32", "--cache-dir", CACHE, "--threads", "2"];
 
-/** Runs evalCommand and captures what it prints. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, warn] = [console.log, console.error, console.warn];
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  console.warn = (...a: unknown[]) => void err.push(a.join(" "));
-  try {
-    const code = await evalCommand(argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error, console.warn] = [log, error, warn];
-  }
-}
+const run = (argv: string[]): Promise<{ code: number; out: string; err: string }> => captureCommand(evalCommand, argv);
 
 test("eval knn: table, then JSON from cached features", async () => {
   await ready;

@@ -19,26 +19,13 @@ import { loadBackbone } from "../src/eval/backbone";
 import { createModel } from "../src/models/registry";
 import { modelOptions } from "../src/train/presets";
 import { manualSeed, memory } from "../src/tensor";
+import { captureCommand } from "./helpers/capture";
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-reproduce-"));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 const OUT = path.join(TMP, "study");
 
-/** Runs the command and captures what it prints. */
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const [log, error, warn] = [console.log, console.error, console.warn];
-  console.log = (...a: unknown[]) => void out.push(a.join(" "));
-  console.error = (...a: unknown[]) => void err.push(a.join(" "));
-  console.warn = (...a: unknown[]) => void err.push(a.join(" "));
-  try {
-    const code = await reproduceCommand(argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error, console.warn] = [log, error, warn];
-  }
-}
+const run = (argv: string[]): Promise<{ code: number; out: string; err: string }> => captureCommand(reproduceCommand, argv);
 
 /** The data rows of the markdown table under a heading starting with `title`. */
 function tableRows(md: string, title: string): string[][] {

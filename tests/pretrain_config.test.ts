@@ -12,6 +12,7 @@ import { knnAccuracy } from "../src/train/knn_monitor";
 import { PRETRAIN_PRESETS, modelOptions, presetConfig, runChangingDifferences, validatePretrainConfig } from "../src/train/presets";
 import { pretrainCommand, resolvePretrainConfig } from "../src/train/pretrain";
 import { splitSourceSpec } from "../src/train/pretrain_data";
+import { captureCommand } from "./helpers/capture";
 
 test("every preset validates; the SEER presets carry the paper's recipe", () => {
   for (const name of Object.keys(PRETRAIN_PRESETS)) {
@@ -77,22 +78,15 @@ test("config errors name the key", () => {
 });
 
 test("pretrainCommand: usage and config errors exit 2 with the key in the message; --dry-run builds nothing", async () => {
-  const errors: string[] = [];
-  const logs: string[] = [];
-  const [error, log] = [console.error, console.log];
-  console.error = (m: unknown) => void errors.push(String(m));
-  console.log = (m: unknown) => void logs.push(String(m));
-  try {
-    assert.equal(await pretrainCommand(["--config", "swav-cifar-tiny", "swav.epsilon=-1"]), 2);
-    assert.match(errors.pop()!, /seer pretrain: swav\.epsilon: expected a number in \(0, 100\]/);
-    assert.equal(await pretrainCommand(["--confg", "x"]), 2);
-    assert.match(errors.pop()!, /unknown option --confg/);
-    assert.equal(await pretrainCommand(["--config", "seer-regnety-128gf", "--dry-run"]), 0);
-    assert.match(logs.join("\n"), /seer_regnet_y_128gf[\s\S]*LARC\(trust 0\.001\)[\s\S]*out {8}runs\/seer-regnety-128gf/);
-  } finally {
-    console.error = error;
-    console.log = log;
-  }
+  const bad = await captureCommand(pretrainCommand, ["--config", "swav-cifar-tiny", "swav.epsilon=-1"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /seer pretrain: swav\.epsilon: expected a number in \(0, 100\]/);
+  const typo = await captureCommand(pretrainCommand, ["--confg", "x"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.err, /unknown option --confg/);
+  const dry = await captureCommand(pretrainCommand, ["--config", "seer-regnety-128gf", "--dry-run"]);
+  assert.equal(dry.code, 0);
+  assert.match(dry.out, /seer_regnet_y_128gf[\s\S]*LARC\(trust 0\.001\)[\s\S]*out {8}runs\/seer-regnety-128gf/);
 });
 
 test("the resume guard ignores reporting keys and names the others", () => {

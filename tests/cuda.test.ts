@@ -245,7 +245,8 @@ test("the GPU anchor's output line is found by arch, method and batch", () => {
 
 test("run.device=cuda without a GPU fails before training, naming the key; run.channelsLast trains on the CPU too", async () => {
   const quiet = { progress: false, handleSignals: false, log: () => {} };
-  const small = ["data.limit=64", "data.batchSize=16", "schedule.iterations=3", "optim.warmupIters=1", "knn.enabled=false", "swav.queueLength=0"];
+  const data = process.env.SEERKIT_GPU_DATA ?? "builtin:cifar10"; // as above: the GPU machine has only the carried sample
+  const small = [`data.source=${data}/train`, "data.limit=64", "data.batchSize=16", "schedule.iterations=3", "optim.warmupIters=1", "knn.enabled=false", "swav.queueLength=0"];
   if (!cudaAvailable()) {
     const { config } = resolvePretrainConfig("swav-cifar-tiny", [...small, "run.device=cuda"]);
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-nocuda-"));

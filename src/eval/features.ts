@@ -321,20 +321,35 @@ function normalizedImages(hwc: Uint8Array, [n, H, W]: [number, number, number], 
 }
 
 /**
+ * The decode loop extractFeatures and decodeLabelledImages share: the transform and batch size checked, bad
+ * images skipped and counted in `stats`, a progress bar (`label`, for indexed sources) advanced after each batch.
+ */
+function decodeLoop(source: ImageSource, o: Omit<ExtractOptions, "device">, label: string): { t: EvalTransform; stats: DecodeStats; batches: AsyncGenerator<PixelBatch> } {
+  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
+  checkTransform(t);
+  const batchSize = o.batchSize ?? 64;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
+  const stats = new DecodeStats(o.log);
+  const total = isIndexed(source) ? source.length : undefined;
+  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? label, total, "img") : undefined;
+  async function* batches(): AsyncGenerator<PixelBatch> {
+    for await (const b of pixelBatches(source, t, batchSize, stats, o.decode)) {
+      yield b;
+      bar?.update(b.met, stats.totalSkipped > 0 ? `${stats.totalSkipped} skipped` : "");
+    }
+  }
+  return { t, stats, batches: batches() };
+}
+
+/**
  * Extracts features of every good image of a labelled source: decode (sharp) → eval transform → batches through
  * `backbone.forwardFeatures` in eval mode under noGrad. The next batch decodes (on libuv's pool) while the
  * current one runs forward. The backbone's training mode is restored afterwards. Records without a label are an
  * error (an eval needs labels: folders need class subfolders).
  */
 export async function extractFeatures(backbone: FeatureExtractor, source: ImageSource, o: ExtractOptions = {}): Promise<FeatureSet> {
-  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
-  checkTransform(t);
-  const batchSize = o.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
   const device = o.device ?? "cpu";
-  const stats = new DecodeStats(o.log);
-  const total = isIndexed(source) ? source.length : undefined;
-  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? "features", total, "img") : undefined;
+  const { t, stats, batches } = decodeLoop(source, o, "features");
 
   const chunks: Tensor[] = [];
   const labels: number[] = [];
@@ -344,14 +359,13 @@ export async function extractFeatures(backbone: FeatureExtractor, source: ImageS
   backbone.eval();
   if (device !== "cpu") backbone.to(device);
   try {
-    for await (const b of pixelBatches(source, t, batchSize, stats, o.decode)) {
+    for await (const b of batches) {
       met = b.met;
       if (b.labels.length > 0) {
         chunks.push(forwardBatch(backbone, b.hwc, [b.labels.length, b.H, b.W], t, device)); // (n, D)
         labels.push(...b.labels);
         indices.push(...b.indices);
       }
-      bar?.update(met, stats.totalSkipped > 0 ? `${stats.totalSkipped} skipped` : "");
     }
   } catch (e) {
     for (const c of chunks) c.dispose();
@@ -414,26 +428,19 @@ export class LabelledImages implements Disposable {
  * Memory: N·3·H·W floats (500 images at 64×64: 25 MB).
  */
 export async function decodeLabelledImages(source: ImageSource, o: Omit<ExtractOptions, "device"> = {}): Promise<LabelledImages> {
-  const t = o.transform ?? IMAGENET_EVAL_TRANSFORM;
-  checkTransform(t);
-  const batchSize = o.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`Expected a positive integer for batchSize but received ${batchSize}`);
-  const stats = new DecodeStats(o.log);
-  const total = isIndexed(source) ? source.length : undefined;
-  const bar = o.progress !== false && total !== undefined ? new Progress(o.progress ?? "images", total, "img") : undefined;
+  const { t, stats, batches } = decodeLoop(source, o, "images");
   const chunks: Tensor[] = [];
   const labels: number[] = [];
   const indices: number[] = [];
   let shape: [number, number] | undefined;
   try {
-    for await (const b of pixelBatches(source, t, batchSize, stats, o.decode)) {
+    for await (const b of batches) {
       if (b.labels.length > 0) {
         shape ??= [b.H, b.W];
         chunks.push(normalizedImages(b.hwc, [b.labels.length, b.H, b.W], t, "cpu")); // (n, 3, H, W)
         labels.push(...b.labels);
         indices.push(...b.indices);
       }
-      bar?.update(b.met, stats.totalSkipped > 0 ? `${stats.totalSkipped} skipped` : "");
     }
   } catch (e) {
     for (const c of chunks) c.dispose();

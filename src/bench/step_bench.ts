@@ -65,17 +65,8 @@ export interface EngineTiming {
   peak_gib?: number;
 }
 
-export interface StepBenchResult {
-  arch: string;
-  method: "swav" | "simclr";
-  batch: number;
-  crops: string;
-  threads: number;
-  device: string;
-  precision: "fp32" | "bf16";
-  channelsLast: boolean;
-  steps: number;
-  rounds: number;
+/** What was timed (the options, less where the anchor came from) and the timings. */
+export interface StepBenchResult extends Omit<StepBenchOptions, "anchor" | "anchorLog" | "python"> {
   seerkit: EngineTiming;
   pytorch?: EngineTiming;
   /** seerkit images/s ÷ PyTorch images/s (above 1: seerkit is faster). */

@@ -408,9 +408,8 @@ export class MultiCropLoader implements AsyncIterable<MultiCropBatch>, AsyncDisp
         // (N, 3, S, S) uint8. To CUDA through page-locked memory without blocking: the copy overlaps the kernels
         // still queued (the previous step's backward), and the caching host allocator keeps the pinned block
         // until the copy is done, so disposing it at the end of this scope is safe.
-        const planes = this.device === "cpu"
-          ? tensor(d.staging[gi]!, { shape: [N, 3, g.size, g.size], dtype: "uint8" })
-          : tensor(d.staging[gi]!, { shape: [N, 3, g.size, g.size], dtype: "uint8" }).pinMemory().to(this.device, { nonBlocking: true });
+        const host = tensor(d.staging[gi]!, { shape: [N, 3, g.size, g.size], dtype: "uint8" });
+        const planes = this.device === "cpu" ? host : host.pinMemory().to(this.device, { nonBlocking: true });
         fromUint8_(out, planes);
         applyPhotometric_(out, params[gi]!, this.config, { maxRowsPerCall: this.maxRowsPerCall });
       });

@@ -75,7 +75,7 @@ import {
 } from "../optim";
 import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
 import {
-  checkDevice, cudaAvailable, cudaDeviceCount, keep, manualSeed, noGrad, setCudaBackend, setNumThreads, tidy, torchVersion, withAutocast,
+  checkDevice, cudaAvailable, cudaDeviceCount, cudaIndex, keep, manualSeed, noGrad, setCudaBackend, setNumThreads, tidy, torchVersion, withAutocast,
   type Device, type DType, type Tensor,
 } from "../tensor";
 import { CheckpointManager } from "./checkpoint";
@@ -258,8 +258,7 @@ function runDevice(c: PretrainConfig, world: number, localRank: number): Device 
   const device = checkDevice(c.run.device === "cuda" && world > 1 ? `cuda:${localRank}` : c.run.device);
   if (device === "cpu") return device;
   if (!cudaAvailable()) throw new ConfigError(`run.device: ${c.run.device}, but this libtorch (${torchVersion()}) sees no CUDA device; use run.device=cpu (and run.precision=fp32)`);
-  const index = device === "cuda" ? 0 : Number(device.slice(5));
-  if (index >= cudaDeviceCount()) throw new ConfigError(`run.device: ${device} does not exist (${cudaDeviceCount()} CUDA devices)`);
+  if (cudaIndex(device)! >= cudaDeviceCount()) throw new ConfigError(`run.device: ${device} does not exist (${cudaDeviceCount()} CUDA devices)`);
   // Crop shapes are fixed, so cuDNN's autotuner pays off; TF32 for what stays float32 (as PyTorch users set it).
   // Neither is bit-reproducible from run to run: on CUDA a resumed run continues, it is not bit-identical.
   setCudaBackend({ cudnnBenchmark: true, allowTf32: true });

@@ -1,15 +1,13 @@
 // Pretraining test support.
-// - Run as a script (`node dist/tests/helpers/pretrain_child.js ARGS...`), it is `seer pretrain ARGS...` in a child
-//   process that exits with the command's status, so tests can kill it (SIGKILL, SIGINT) mid-run.
+// - runChildUntil runs `seer pretrain ARGS...` in a child process (the compiled train/pretrain.js, which is its own
+//   entry point), so tests can kill it (SIGKILL, SIGINT) mid-run.
 // - Imported, it makes the tests' fixture: a folder of small deterministic images and a tiny run config.
 import { spawn, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
-import { pretrainCommand } from "../../src/train/pretrain";
-
-export const CHILD_SCRIPT = __filename;
+export const CHILD_SCRIPT = require.resolve("../../src/train/pretrain");
 
 /** `count` images of side `size` in `dir` (PNG): seeded noise over a per-image colour gradient and a square. */
 export async function makeImages(dir: string, count: number, size = 24): Promise<void> {
@@ -110,12 +108,3 @@ export function runChildUntil(args: string[], runDir: string, atStep: number, si
   });
 }
 
-if (require.main === module) {
-  pretrainCommand(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}

@@ -13,7 +13,8 @@ import {
   DistEnvError, firstSlurmHost, freePort, fromEnv, initProcessGroup, spawnLocalWorkers, torchrunEnv,
 } from "../src/dist";
 import { disposeTensors, loadSafetensors } from "../src/io/safetensors";
-import { noGrad } from "../src/tensor";
+import { F } from "../src/nn";
+import { cat, full, memory, noGrad, randn, tidy, zeros } from "../src/tensor";
 import { assertClose } from "./helpers/assert";
 import { buildTinyCnn, makeBatch, train } from "./helpers/dist_model";
 
@@ -131,6 +132,41 @@ test("a world of one: collectives are identities", async () => {
   }
 });
 
+test("a world of one: syncBatchNorm is training-mode BatchNorm, forward, gradients and running statistics", async () => {
+  const pg = initProcessGroup({ rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: await freePort(), timeoutMs: 5000 });
+  const live = memory().numTensors;
+  try {
+    for (const [shape, affine] of [[[6, 3, 4, 5], true], [[8, 5], true], [[6, 3, 4, 5], false], [[5, 4, 7], true]] as const) {
+      tidy(() => {
+        const c = shape[1];
+        const x = randn([...shape], { dtype: "float64", requiresGrad: true });
+        const w = affine ? randn([c], { dtype: "float64", requiresGrad: true }) : undefined;
+        const b = affine ? randn([c], { dtype: "float64", requiresGrad: true }) : undefined;
+        const dy = randn([...shape], { dtype: "float64" }); // a loss <y, dy> that does not ignore any direction
+        const [y, running] = pg.syncBatchNorm(x, w, b, 1e-5);
+        y.mul(dy).sum().backward();
+        const got = [y, x.grad!, ...(affine ? [w!.grad!, b!.grad!] : [])].map((t) => t.detach().clone());
+        for (const t of [x, w, b]) if (t) t.grad = undefined;
+        // Reference: ATen's own BatchNorm in training mode; momentum 1 leaves the batch's statistics as running ones.
+        const rm = zeros([c], { dtype: "float64" });
+        const rv = zeros([c], { dtype: "float64" });
+        const ref = F.batchNorm(x, { weight: w, bias: b, runningMean: rm, runningVar: rv, training: true, momentum: 1, eps: 1e-5 });
+        ref.mul(dy).sum().backward();
+        const want = [ref, x.grad!, ...(affine ? [w!.grad!, b!.grad!] : [])];
+        const what = `${shape.join("x")}${affine ? "" : " without affine"}`;
+        ["y", "dx", "dweight", "dbias"].slice(0, want.length).forEach((name, i) =>
+          assertClose(got[i]!, want[i]!, { atol: 1e-10, rtol: 1e-10, what: `${what} ${name}` }),
+        );
+        const n = x.numel / c;
+        assertClose(running, cat([rm, rv, full([1], n, { dtype: "float64" })]), { atol: 1e-12, rtol: 1e-12, what: `${what} running statistics` });
+      });
+    }
+  } finally {
+    pg.destroy();
+  }
+  assert.equal(memory().numTensors, live, "syncBatchNorm leaked tensors");
+});
+
 // ---- two processes ----
 
 describe("2 processes", () => {
@@ -154,6 +190,7 @@ describe("2 processes", () => {
       assert.deepEqual(got.min, [0, -1, 5]);
       assert.deepEqual(got.avg, [0.5, 1]);
       assert.deepEqual(got.sumInt, [3, 14]);
+      assert.deepEqual(got.mixed, [3, 3, 2, 3, 3, 3]);
       assert.deepEqual(got.transposed, [3, 6, 9, 12]);
       assert.deepEqual(got.gatherShape, [2, 2]);
       assert.deepEqual(got.gather, [0, 0.5, 1, 1.5]);

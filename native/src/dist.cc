@@ -18,6 +18,7 @@
 //     ProcessGroupNCCL(store, rank, size, options) with options->timeout; WorkNCCL::wait(timeout) with a timeout
 //     other than kNoTimeout blocks the host until the kernels finished or the timeout passed (2.x behaviour).
 #include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -37,6 +38,7 @@
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <gloo/allgather.h>
 #endif
 
 #if SEERKIT_WITH_NCCL
@@ -69,6 +71,47 @@ using Collectives = c10d::ProcessGroup;
 
 using Ms = std::chrono::milliseconds;
 
+#if SEERKIT_WITH_GLOO
+// c10d's Gloo process group, plus one shortcut. c10d hands every collective to a worker thread and wakes the caller
+// when it is done, and Gloo's ring all-reduce exchanges several messages even for a few values: ~1.5 ms per
+// collective on a 2-core VM, for PyTorch's own torch.distributed as for us. SyncBatchNorm, Sinkhorn and the
+// per-step vote issue dozens of small all-reduces a step. allReduceHere runs them on the calling thread as one Gloo
+// all-gather (every rank's values, one message to each neighbour) followed by a local reduction in rank order, on
+// the same connections and with a tag from c10d's collective counter, so it stays ordered and matched with every
+// other collective of the group on every rank; every rank computes the same result bit for bit. (Gloo's BCube
+// all-reduce would also be a single exchange, but it waits with the connection's timeout, not the collective's.)
+class GlooGroup : public c10d::ProcessGroupGloo {
+ public:
+  using c10d::ProcessGroupGloo::ProcessGroupGloo;
+
+  // Small contiguous CPU tensors of the dtypes below; larger ones (gradient buckets) gain nothing from it.
+  static bool suits(const at::Tensor& t) {
+    const auto d = t.scalar_type();
+    const bool typed = d == at::kFloat || d == at::kDouble || d == at::kInt || d == at::kLong;
+    return typed && t.device().is_cpu() && t.is_contiguous() && t.nbytes() <= (64 << 10);
+  }
+
+  // In place. Throws gloo's exception (an IoException on timeout or a closed peer).
+  void allReduceHere(at::Tensor& t, c10d::ReduceOp op, Ms timeout) {
+    const uint32_t tag = nextTag();
+    auto context = getContext(tag);
+    at::Tensor gathered = at::empty({context->size, t.numel()}, t.options());  // (ranks, numel)
+    ::gloo::AllgatherOptions o(context);
+    o.setTag(tag);
+    o.setTimeout(timeout);
+    AT_DISPATCH_ALL_TYPES(t.scalar_type(), "allReduceHere", [&] {
+      o.setInput(t.data_ptr<scalar_t>(), static_cast<size_t>(t.numel()));
+      o.setOutput(gathered.data_ptr<scalar_t>(), static_cast<size_t>(gathered.numel()));
+    });
+    ::gloo::allgather(o);
+    at::Tensor reduced = op == c10d::ReduceOp::MAX ? gathered.amax(0) : op == c10d::ReduceOp::MIN ? gathered.amin(0) : gathered.sum(0);
+    t.view({-1}).copy_(reduced);
+  }
+};
+#else
+class GlooGroup {};
+#endif
+
 // ---- groups --------------------------------------------------------------------------------------------------
 
 struct Group {
@@ -84,6 +127,7 @@ struct Group {
   c10::intrusive_ptr<c10d::Store> rootStore;  // the TCPStore, shared by the world group and its sub-groups
   c10::intrusive_ptr<c10d::Store> store;      // this group's keys (a PrefixStore on rootStore)
   c10::intrusive_ptr<Collectives> pg;
+  class GlooGroup* gloo = nullptr;  // pg as our Gloo subclass (small all-reduces on the calling thread), or null
 
   // Set by the first failed collective; read by later calls (possibly from an autograd thread).
   std::mutex mu;
@@ -263,6 +307,11 @@ void onContiguous(at::Tensor t, F&& f) {
   if (!c.is_same(t)) t.copy_(c);
 }
 
+bool directOff() {
+  static const bool off = [] { const char* v = std::getenv("SEERKIT_GLOO_DIRECT"); return v && std::string(v) == "0"; }();
+  return off;
+}
+
 void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op) {
   if (how == Reduce::Avg && !at::isFloatingType(t.scalar_type()))
     throw std::invalid_argument(op + ": 'avg' needs a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
@@ -272,6 +321,16 @@ void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op)
     c10d::AllreduceOptions o;
     o.reduceOp = how == Reduce::Max ? c10d::ReduceOp::MAX : how == Reduce::Min ? c10d::ReduceOp::MIN : c10d::ReduceOp::SUM;
     o.timeout = g.timeout;
+#if SEERKIT_WITH_GLOO
+    if (g.gloo && GlooGroup::suits(c) && !directOff()) {
+      checkUsable(g, op);
+      try {
+        g.gloo->allReduceHere(c, o.reduceOp, g.timeout);
+      } catch (const std::exception& e) {
+        fail(g, op, oneLine(e));
+      }
+    } else
+#endif
     run(g, op, [&] { return g.pg->allreduce(ts, o); });
     if (how == Reduce::Avg) c.div_(g.size);  // Gloo has no AVG: sum, then divide
   });
@@ -308,7 +367,9 @@ void connect(Group& g, const std::string& deviceKind, const std::string& deviceV
     auto o = c10d::ProcessGroupGloo::Options::create(backendTimeout);
     o->devices.push_back(glooDevice(deviceKind, deviceValue));
     o->threads = 2;
-    g.pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g.store, g.rank, g.size, o);
+    auto pg = c10::make_intrusive<GlooGroup>(g.store, g.rank, g.size, o);
+    g.gloo = pg.get();
+    g.pg = pg;
 #else
     throw std::runtime_error(
         "this build of seerkit has no Gloo: libtorch's ProcessGroupGloo.hpp or gloo's headers were missing at build "
@@ -476,6 +537,117 @@ SEER_FN(distAllReduceWithGrad) {
     return summed;
   });
   return seer::wrap(a.env, out);
+}
+
+// ---- synchronized BatchNorm -------------------------------------------------------------------------------------
+//
+// Training-mode BatchNorm whose statistics are those of the whole batch over a group's ranks, as one autograd node
+// with a hand-written backward (as torch's SyncBatchNorm on CUDA), so that it costs about what a plain BatchNorm
+// costs plus one small collective in forward and one in backward. Per channel, x (N, C, *) with n values here:
+//
+//   forward   local [n·mean, n·(var + mean²), n] in float64 -> all-reduce -> [S, Q, N]
+//             mean = S/N, var = Q/N - mean² (biased), invstd = 1/sqrt(var + eps)
+//             y = (x - mean)·invstd·w + b      (ATen's fused batch_norm, given mean and var as its statistics)
+//   backward  local [Σ dy, Σ dy·x̂] (ATen's fused BatchNorm backward in eval mode: its grad_bias and grad_weight)
+//             -> all-reduce -> global means m_dy = Σ/N, m_dyx̂ = Σ/N
+//             dx = w·invstd·(dy - m_dy - x̂·m_dyx̂),  dw = local Σ dy·x̂,  db = local Σ dy
+//
+// dw and db stay local: the gradient all-reducer averages them with the other parameters, as it does for every
+// parameter. The second output is [mean (C), unbiased var (C), N (1)] in float64 for the running statistics.
+
+// Holds a group inside autograd's saved data (an IValue capsule), so that backward finds it even after JS
+// destroyed the group's handle.
+struct GroupCapsule : torch::CustomClassHolder {
+  explicit GroupCapsule(std::shared_ptr<Group> g) : group(std::move(g)) {}
+  std::shared_ptr<Group> group;
+};
+
+// All dims but the channel dim (1).
+std::vector<int64_t> nonChannelDims(const at::Tensor& x) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+
+// (C) -> (1, C, 1, ...) to broadcast against x.
+at::Tensor perChannel(const at::Tensor& v, const at::Tensor& x) {
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[1] = v.size(0);
+  return v.view(shape);
+}
+
+struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunction> {
+  // weight and bias are optional (not undefined tensors: libtorch 1.13's custom functions take no undefined inputs).
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                const c10::optional<at::Tensor>& weightOpt,
+                                                const c10::optional<at::Tensor>& biasOpt, double eps,
+                                                std::shared_ptr<Group> group) {
+    const at::Tensor weight = weightOpt.value_or(at::Tensor()), bias = biasOpt.value_or(at::Tensor());
+    if (x.dim() < 2) throw std::invalid_argument("SyncBatchNorm: expected an input of at least 2 dims (N, C, ...), got " + std::to_string(x.dim()));
+    const int64_t channels = x.size(1);
+    const double n = static_cast<double>(x.numel() / std::max<int64_t>(channels, 1));
+    // ATen's BatchNorm statistics kernel (one pass over contiguous inputs): this rank's mean and biased variance.
+    auto [mean, var] = at::batch_norm_update_stats(x, {}, {}, 0.0);
+    at::Tensor mean64 = mean.to(at::kDouble), var64 = var.to(at::kDouble);
+    at::Tensor count = at::full({1}, n, mean64.options());
+    at::Tensor stats = at::cat({mean64 * n, (var64 + mean64 * mean64) * n, count});  // (2C + 1)
+    allReduceInPlace(*group, stats, Reduce::Sum, "SyncBatchNorm statistics (forward)");
+    const double total = stats[2 * channels].item<double>();
+    if (total <= 1)
+      throw std::invalid_argument("SyncBatchNorm: expected more than 1 value per channel over the group's ranks, got " + std::to_string(total));
+    at::Tensor gmean = stats.narrow(0, 0, channels) / total;
+    at::Tensor gvar = (stats.narrow(0, channels, channels) / total - gmean * gmean).clamp_min(0);
+
+    const auto statDtype = weight.defined() ? weight.scalar_type() : x.scalar_type();
+    at::Tensor mean_s = gmean.to(statDtype), var_s = gvar.to(statDtype);
+    at::Tensor y = at::batch_norm(x, weight, bias, mean_s, var_s, /*training=*/false, 0.0, eps, /*cudnn_enabled=*/true);
+
+    ctx->save_for_backward({x, weight, mean_s, var_s});
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["total"] = total;
+    ctx->saved_data["hasBias"] = bias.defined();
+    ctx->saved_data["group"] = c10::IValue::make_capsule(c10::make_intrusive<GroupCapsule>(group));
+    at::Tensor running = at::cat({gmean, gvar * (total / (total - 1)), stats.narrow(0, 2 * channels, 1)});
+    ctx->mark_non_differentiable({running});
+    return {y, running};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &mean = saved[2], &var = saved[3];
+    const at::Tensor weight = saved[1].defined() ? saved[1] : at::ones({x.size(1)}, mean.options());
+    const double eps = ctx->saved_data["eps"].toDouble(), total = ctx->saved_data["total"].toDouble();
+    auto group = static_cast<GroupCapsule*>(ctx->saved_data["group"].toCapsule().get())->group;
+    at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(x);
+    const int64_t channels = x.size(1);
+
+    // Eval-mode BatchNorm backward with (mean, var) as its statistics: grad_weight = Σ dy·x̂, grad_bias = Σ dy.
+    auto [unused, sumDyXhat, sumDy] =
+        at::native_batch_norm_backward(dy, x, weight, mean, var, {}, {}, /*train=*/false, eps, {false, true, true});
+    at::Tensor sums = at::cat({sumDy.to(at::kDouble), sumDyXhat.to(at::kDouble)});  // (2C)
+    allReduceInPlace(*group, sums, Reduce::Sum, "SyncBatchNorm gradient (backward)");
+    at::Tensor meanDy = sums.narrow(0, 0, channels) / total, meanDyXhat = sums.narrow(0, channels, channels) / total;
+
+    // dx = A·dy + B·x + C per channel, with A = w·invstd, B = -A·invstd·m_dyx̂, C = -A·m_dy - B·mean.
+    at::Tensor invstd = (var.to(at::kDouble) + eps).rsqrt();
+    at::Tensor A = weight.to(at::kDouble) * invstd;
+    at::Tensor B = -A * invstd * meanDyXhat;
+    at::Tensor C = -A * meanDy - B * mean.to(at::kDouble);
+    const auto dt = dy.scalar_type();
+    at::Tensor dx = at::addcmul(perChannel(C.to(dt), x), dy, perChannel(A.to(dt), x));
+    dx.addcmul_(x, perChannel(B.to(dt), x));
+    const bool hasBias = ctx->saved_data["hasBias"].toBool();
+    return {dx, saved[1].defined() ? sumDyXhat : at::Tensor(), hasBias ? sumDy : at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// distSyncBatchNorm(group, x, weight|null, bias|null, eps) -> [y, running (2C + 1, float64: mean, unbiased var, N)]
+SEER_FN(distSyncBatchNorm) {
+  auto g = groups().get(a.i64(0));
+  checkUsable(*g, "SyncBatchNorm");
+  auto w = a.optT(2), b = a.optT(3);
+  auto outs = SyncBatchNormFunction::apply(a.t(1), w, b, a.d(4), g);
+  return seer::wrapList(a.env, outs);
 }
 
 // distAllGather(group, t) -> [t of rank 0, t of rank 1, ...]; t must have the same shape and dtype on every rank.

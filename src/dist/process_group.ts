@@ -185,6 +185,17 @@ export class ProcessGroup implements Disposable {
     return new Tensor(this.call(() => torch.distAllReduceWithGrad(this.id, t.id)));
   }
 
+  /**
+   * Training-mode batch normalization of x (N, C, ...) with the mean and variance of the whole batch over the
+   * group's ranks, differentiable in x, weight and bias (one collective in forward, one in backward; see
+   * native/src/dist.cc). Returns y and, for the running statistics, [mean (C), unbiased variance (C), N (1)] in
+   * float64 (no gradient). Every rank must call it, and backpropagate through y, in the same order.
+   */
+  syncBatchNorm(x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number): [Tensor, Tensor] {
+    const [y, stats] = this.call(() => torch.distSyncBatchNorm(this.id, x.id, weight?.id ?? null, bias?.id ?? null, eps));
+    return [new Tensor(y), new Tensor(stats)];
+  }
+
   /** Every rank's t concatenated along dim 0 in rank order (0-d tensors are stacked). Same shape on every rank. */
   allGather(t: Tensor): Tensor {
     return new Tensor(this.call(() => torch.distAllGatherCat(this.id, t.id)));

@@ -11,9 +11,10 @@
 // checkpoints off: data sharded by rank, SyncBatchNorm over all ranks, global Sinkhorn or gathered negatives, the
 // per-step [loss, stop] all-reduce, the gradient all-reduce; the time of an iteration excludes waiting for data.
 //
-// The third measures one small collective: wall and CPU time of an all-reduce of 129 float64 values (a SyncBatchNorm
-// statistics vector of 64 channels) and of allReduceWithGrad forward + backward (what a SyncBatchNorm layer adds
-// to a step), each in a loop, as rank 0 sees them.
+// The third measures small collectives in a loop, as rank 0 sees them (wall and CPU time): an all-reduce of 129
+// float64 values (a SyncBatchNorm statistics vector of 64 channels; Gloo's all-gather on the calling thread), the
+// same in float16 (which goes through c10d's worker threads, as large tensors do), and a SyncBatchNorm layer's
+// forward and backward (two collectives and the normalization itself).
 //
 // Each configuration runs in fresh worker processes started by spawnLocalWorkers; a worker prints one
 // "BENCH {json}" line with its per-step times.
@@ -22,7 +23,7 @@ import * as os from "os";
 import * as path from "path";
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, F, Flatten, Linear, ReLU, Sequential } from "../nn";
 import { SGD } from "../optim";
-import { keep, manualSeed, randint, randn, setNumThreads, tidy } from "../tensor";
+import { keep, manualSeed, randint, randn, setNumThreads, tensor, tidy } from "../tensor";
 import { broadcastModule, GradientAllReducer } from "./data_parallel";
 import { spawnLocalWorkers } from "./launch";
 import { initProcessGroupFromEnv } from "./process_group";
@@ -268,20 +269,24 @@ function latencyWorker(): void {
     return { wallUs, userUs: c.user / n, sysUs: c.system / n };
   };
   const allReduce = measure(1000, () => void pg.allReduce(x, "sum"));
-  const withGrad = measure(200, () =>
+  const bnInput = keep(randn([16, 64, 8, 8], { requiresGrad: true }));
+  const syncBn = measure(200, () =>
     tidy(() => {
-      const y = randn([129], { dtype: "float64", requiresGrad: true });
-      pg.allReduceWithGrad(y).sum().backward();
+      const [y] = pg.syncBatchNorm(bnInput, undefined, undefined, 1e-5);
+      y.sum().backward();
     }),
   );
+  const c10dPath = measure(200, () => void pg.allReduce(tensor(x.toArray() as number[], { dtype: "float16" }), "sum"));
   if (pg.rank === 0) {
     const fmt = (m: { wallUs: number; userUs: number; sysUs: number }): string =>
       `${m.wallUs.toFixed(0)} us wall, CPU ${m.userUs.toFixed(0)} us user + ${m.sysUs.toFixed(0)} us system`;
     console.log(`latency: ${pg.worldSize} processes, Gloo on loopback; 1-min load average ${os.loadavg()[0]!.toFixed(2)}`);
-    console.log(`  allReduce of 129 float64                      ${fmt(allReduce)}`);
-    console.log(`  allReduceWithGrad forward + backward (SyncBN)  ${fmt(withGrad)}`);
+    console.log(`  allReduce of 129 float64 (on the calling thread)       ${fmt(allReduce)}`);
+    console.log(`  allReduce of 129 float16 (c10d's worker threads)       ${fmt(c10dPath)}`);
+    console.log(`  syncBatchNorm forward + backward, (16, 64, 8, 8) float32  ${fmt(syncBn)}`);
   }
   x.dispose();
+  bnInput.dispose();
   pg.barrier();
   pg.destroy();
 }

@@ -251,6 +251,8 @@ export interface TorchBinding {
   /** reduce: 0 sum, 1 max, 2 min, 3 avg (in place). */
   distAllReduce(g: GroupId, t: T, reduce: number): void;
   distAllReduceWithGrad(g: GroupId, t: T): T;
+  /** Training-mode BatchNorm over the group's batch: [y, running stats (2C + 1, float64: mean, unbiased var, N)]. */
+  distSyncBatchNorm(g: GroupId, x: T, w: OptT, b: OptT, eps: number): [T, T];
   distAllGather(g: GroupId, t: T): T[];
   distAllGatherCat(g: GroupId, t: T): T;
   distBroadcast(g: GroupId, t: T, root: number): void;

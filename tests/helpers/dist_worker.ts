@@ -9,7 +9,7 @@
 import * as path from "path";
 import { convertSyncBatchNorm, broadcastModule, GradientAllReducer, initProcessGroupFromEnv, type ProcessGroup } from "../../src/dist";
 import { saveSafetensors } from "../../src/io/safetensors";
-import { type DType, noGrad, scalar, setNumThreads, tensor, tidy } from "../../src/tensor";
+import { type DType, full, noGrad, scalar, setNumThreads, tensor, tidy } from "../../src/tensor";
 import { BATCH, buildTinyCnn, makeBatch, train } from "./dist_model";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -23,6 +23,12 @@ function collectives(pg: ProcessGroup): Record<string, unknown> {
     out.min = pg.allReduce(tensor([r, -r, 5]), "min").toArray();
     out.avg = pg.allReduce(tensor([r, 2 * r], { dtype: "float64" }), "avg").toArray();
     out.sumInt = pg.allReduce(tensor([r + 1, 7], { dtype: "int64" }), "sum").toArray();
+    // Small all-reduces take Gloo's all-gather on the calling thread, large ones and other dtypes c10d's worker
+    // threads (native/src/dist.cc): interleaved, each must still meet its counterpart on the other rank.
+    const large = pg.allReduce(full([20000], r + 1), "sum"); // 80 kB
+    const small = pg.allReduce(tensor([r + 1]), "max");
+    const half = pg.allReduce(full([3], r + 1, { dtype: "float16" }), "sum");
+    out.mixed = [large.min().item(), large.max().item(), small.item(), ...half.toArray()];
     // A non-contiguous tensor (a transposed view) is reduced in place too.
     const base = tensor([[1, 2], [3, 4]]).mul(r + 1);
     pg.allReduce(base.t(), "sum");

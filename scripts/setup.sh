@@ -4,8 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libtorch (the engine), gloo's headers (c10d's CPU collectives in native/src/dist.cc), PyTorch + torchvision (test oracles only), Fashion-MNIST (the demo's data).
-APT_PACKAGES=(libtorch-dev libgloo-dev python3-torch python3-torchvision dataset-fashion-mnist g++ make)
+# libtorch (the engine), gloo's headers (c10d's CPU collectives in native/src/dist.cc), PyTorch + torchvision (test
+# oracles only), Fashion-MNIST (the demo's data). OpenBLAS (OpenMP build, so it follows the engine's thread count)
+# replaces Debian's default reference BLAS behind libblas.so.3: libtorch's CPU matrix products go through it, and
+# the reference one made a SwAV step about twice as slow (BENCHMARKS.md).
+APT_PACKAGES=(libtorch-dev libgloo-dev libopenblas0-openmp python3-torch python3-torchvision dataset-fashion-mnist g++ make)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -210,7 +210,15 @@ describe("2 processes", () => {
   });
 
   test("SyncBatchNorm on 2 processes with half the batch each trains exactly as 1 process with BatchNorm on the whole batch", () => {
-    for (const [rank, r] of runs.entries()) assert.equal(r.code, 0, `rank ${rank} failed: ${r.stderr}`);
+    for (const [rank, r] of runs.entries()) {
+      assert.equal(r.code, 0, `rank ${rank} failed: ${r.stderr}`);
+      // float64 overlapped: buckets started during backward (all but those holding the first layers' parameters,
+      // which backward finishes last); float32 reduced everything after backward.
+      const early = r.stdout.filter((l) => l.startsWith("EARLY ")).map((l) => JSON.parse(l.slice(6)) as { dtype: string; early: number; buckets: number });
+      const f64 = early.find((e) => e.dtype === "float64")!;
+      assert.ok(f64.buckets > 2 && f64.early >= f64.buckets, `rank ${rank}: ${f64.early} buckets started during backward over the steps (${f64.buckets} per step)`);
+      assert.equal(early.find((e) => e.dtype === "float32")!.early, 0);
+    }
     for (const [dtype, tol] of [["float64", 1e-10], ["float32", 1e-5]] as const) {
       const net = buildTinyCnn(dtype, 0);
       const { x, y } = makeBatch(dtype);

@@ -19,6 +19,8 @@
 //     other than kNoTimeout blocks the host until the kernels finished or the timeout passed (2.x behaviour).
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -49,6 +51,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -136,6 +139,24 @@ struct Group {
   std::vector<int> suspects;  // world ranks that did not answer the roll call
 
   int globalRank() const { return globalRanks[rank]; }
+
+  // Collectives this process waited for, and how long it was blocked in them (the exchange itself plus waiting for
+  // slower ranks): what distributed training costs a rank beyond its own compute. Read by distWaitStats.
+  std::atomic<int64_t> waited{0}, blockedNs{0};
+};
+
+// Adds the lifetime of a scope to a group's wait statistics.
+class BlockedTimer {
+ public:
+  explicit BlockedTimer(Group& g) : g_(g), t0_(std::chrono::steady_clock::now()) {}
+  ~BlockedTimer() {
+    g_.waited++;
+    g_.blockedNs += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+ private:
+  Group& g_;
+  std::chrono::steady_clock::time_point t0_;
 };
 
 class GroupTable {
@@ -280,6 +301,7 @@ void run(Group& g, const std::string& op, const std::function<c10::intrusive_ptr
   }
   std::string cause;
   try {
+    BlockedTimer blocked(g);
     work->wait(g.timeout);
     return;
   } catch (const c10::Error& e) {
@@ -325,6 +347,7 @@ void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op)
     if (g.gloo && GlooGroup::suits(c) && !directOff()) {
       checkUsable(g, op);
       try {
+        BlockedTimer blocked(g);
         g.gloo->allReduceHere(c, o.reduceOp, g.timeout);
       } catch (const std::exception& e) {
         fail(g, op, oneLine(e));
@@ -479,6 +502,16 @@ SEER_FN(distNewGroup) {
 SEER_FN(distDestroy) {
   groups().release(a.i64(0));
   return seer::undef(a.env);
+}
+
+// distWaitStats(group) -> [collectives waited for, ms blocked in them] since the group was created.
+SEER_FN(distWaitStats) {
+  auto g = groups().get(a.i64(0));
+  napi_value arr;
+  napi_create_array_with_length(a.env, 2, &arr);
+  napi_set_element(a.env, arr, 0, seer::num(a.env, static_cast<double>(g->waited.load())));
+  napi_set_element(a.env, arr, 1, seer::num(a.env, static_cast<double>(g->blockedNs.load()) / 1e6));
+  return arr;
 }
 
 // The backends this build can create.
@@ -648,6 +681,215 @@ SEER_FN(distSyncBatchNorm) {
   auto w = a.optT(2), b = a.optT(3);
   auto outs = SyncBatchNormFunction::apply(a.t(1), w, b, a.d(4), g);
   return seer::wrapList(a.env, outs);
+}
+
+// ---- gradient averaging, overlapped with backward ----------------------------------------------------------------
+//
+// What torch's DistributedDataParallel Reducer does, on autograd hooks: the parameters are split into buckets (in
+// the order backward usually finishes them). A hook on each parameter's AccumulateGrad node marks the parameter
+// ready once its gradient is complete; when every parameter of the next bucket in order is ready, the bucket's
+// gradients are flattened into one buffer and its all-reduce starts on the backend's threads while backward goes on.
+// finish() starts what backward left (buckets holding a parameter that got no gradient on this rank), waits for
+// every bucket, and writes the averages back. Buckets always start in bucket order, so that every rank issues the
+// same collectives in the same order, whatever its graph used.
+//
+// Each bucket's buffer ends with one flag per parameter (1 if it had a gradient here): after the sum it counts the
+// ranks that had one. A parameter with no gradient here but one elsewhere gets the average (a zero counted here);
+// one with a gradient on no rank keeps none; one whose gradient was dropped after backward (SwAV's frozen
+// prototypes) stays dropped.
+
+struct GradReducer {
+  struct Bucket {
+    std::vector<size_t> params;  // indices into GradReducer::params
+    size_t pending = 0;          // parameters not yet ready in this backward
+    bool started = false;
+    at::Tensor flat;             // (Σ numel + flags), summed over the ranks once work completes
+    std::vector<bool> hadGrad;   // per parameter, when the bucket started
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+
+  std::shared_ptr<Group> group;
+  std::vector<at::Tensor> params;
+  std::vector<size_t> bucketOf;
+  std::vector<Bucket> buckets;
+  // AccumulateGrad nodes are owned by the graph while it exists and re-created for the next one unless someone
+  // keeps them: holding them keeps the hooks in place for every backward.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hookKeys;
+  std::vector<bool> ready;
+  size_t nextToStart = 0;
+  bool armed = false;
+  std::mutex mu;  // on CUDA, hooks run on autograd's device threads
+
+  void arm() {
+    std::lock_guard<std::mutex> lock(mu);
+    reset();
+    armed = true;
+  }
+
+  // No bucket started, no parameter ready (with mu held, or before the reducer is shared).
+  void reset() {
+    for (auto& b : buckets) {
+      b.pending = b.params.size();
+      b.started = false;
+      b.flat = at::Tensor();
+      b.work.reset();
+    }
+    std::fill(ready.begin(), ready.end(), false);
+    nextToStart = 0;
+  }
+
+  void markReady(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || ready[i]) return;
+    ready[i] = true;
+    --buckets[bucketOf[i]].pending;
+    while (nextToStart < buckets.size() && buckets[nextToStart].pending == 0) start(nextToStart++);
+  }
+
+  // Called with mu held.
+  void start(size_t index) {
+    Bucket& b = buckets[index];
+    at::NoGradGuard noGrad;
+    std::vector<at::Tensor> parts;
+    b.hadGrad.assign(b.params.size(), false);
+    std::vector<double> flags;
+    for (size_t j = 0; j < b.params.size(); ++j) {
+      const at::Tensor& p = params[b.params[j]];
+      const at::Tensor& g = p.grad();
+      b.hadGrad[j] = g.defined();
+      parts.push_back(g.defined() ? g.reshape({-1}) : at::zeros({p.numel()}, p.options()));
+      flags.push_back(g.defined() ? 1.0 : 0.0);
+    }
+    const at::Tensor& first = params[b.params[0]];
+    parts.push_back(at::tensor(flags, at::TensorOptions().dtype(at::kDouble)).to(first.options()));
+    b.flat = at::cat(parts);
+    b.started = true;
+    checkUsable(*group, "gradient all-reduce");
+    std::vector<at::Tensor> ts{b.flat};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = group->timeout;
+    try {
+      b.work = group->pg->allreduce(ts, o);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("gradient all-reduce refused by the " + group->backend + " backend on " + describe(*group) + ": " + oneLine(e));
+    }
+  }
+
+  // Returns how many buckets had started during backward.
+  size_t finish() {
+    std::lock_guard<std::mutex> lock(mu);
+    armed = false;
+    const size_t early = nextToStart;
+    while (nextToStart < buckets.size()) start(nextToStart++);
+    at::NoGradGuard noGrad;
+    for (auto& b : buckets) {
+      if (!b.work) throw std::runtime_error("gradient all-reduce: a bucket failed to start during backward (see the error it raised then)");
+      std::string cause;
+      try {
+        BlockedTimer blocked(*group);
+        b.work->wait(group->timeout);
+      } catch (const c10::Error& e) {
+        cause = e.what_without_backtrace();
+      } catch (const std::exception& e) {
+        cause = e.what();
+      }
+      if (!cause.empty()) fail(*group, "gradient all-reduce", cause);
+      b.work.reset();
+      b.flat.div_(group->size);
+      std::vector<int64_t> sizes;
+      for (size_t i : b.params) sizes.push_back(params[i].numel());
+      sizes.push_back(static_cast<int64_t>(b.params.size()));
+      auto pieces = b.flat.split_with_sizes(sizes);
+      at::Tensor counts = pieces.back().to(at::kDouble).cpu().contiguous();
+      const double* count = counts.data_ptr<double>();
+      for (size_t j = 0; j < b.params.size(); ++j) {
+        at::Tensor& p = params[b.params[j]];
+        at::Tensor avg = pieces[j].view(p.sizes());
+        const at::Tensor& g = p.grad();
+        if (g.defined()) g.copy_(avg);  // the gradient it had at the start (or one created since)
+        else if (!b.hadGrad[j] && count[j] > 0) p.mutable_grad() = avg.clone();
+        // else: none anywhere, or dropped here after backward: stays without one
+      }
+      b.flat = at::Tensor();
+    }
+    reset();
+    return early;
+  }
+};
+
+struct ReadyHook : torch::autograd::FunctionPostHook {
+  ReadyHook(std::weak_ptr<GradReducer> r, size_t i) : reducer(std::move(r)), index(i) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    if (auto r = reducer.lock()) r->markReady(index);
+    return outputs;
+  }
+  std::weak_ptr<GradReducer> reducer;
+  size_t index;
+};
+
+std::vector<std::shared_ptr<GradReducer>>& reducers() {
+  static auto* t = new std::vector<std::shared_ptr<GradReducer>>();
+  return *t;
+}
+
+std::shared_ptr<GradReducer> reducerAt(int64_t id) {
+  auto& t = reducers();
+  if (id < 0 || id >= static_cast<int64_t>(t.size()) || !t[id]) throw std::runtime_error("use of a destroyed gradient reducer (id " + std::to_string(id) + ")");
+  return t[id];
+}
+
+// distReducerNew(group, params[], bucketSizes[]) -> id. params: leaves that require grad, in bucket order;
+// bucketSizes: how many consecutive params each bucket takes.
+SEER_FN(distReducerNew) {
+  auto r = std::make_shared<GradReducer>();
+  r->group = groups().get(a.i64(0));
+  r->params = a.tensors(1);
+  std::vector<int64_t> sizes = a.ints(2);
+  size_t next = 0;
+  for (int64_t n : sizes) {
+    if (n < 1) throw std::invalid_argument("gradient reducer: a bucket needs at least one parameter");
+    GradReducer::Bucket b;
+    for (int64_t k = 0; k < n; ++k, ++next) {
+      if (next >= r->params.size()) throw std::invalid_argument("gradient reducer: the buckets hold more parameters than were given");
+      const at::Tensor& p = r->params[next];
+      if (!p.is_leaf() || !p.requires_grad()) throw std::invalid_argument("gradient reducer: parameter " + std::to_string(next) + " is not a leaf that requires grad");
+      b.params.push_back(next);
+      r->bucketOf.push_back(r->buckets.size());
+    }
+    r->buckets.push_back(std::move(b));
+  }
+  if (next != r->params.size()) throw std::invalid_argument("gradient reducer: the buckets hold fewer parameters than were given");
+  r->ready.assign(r->params.size(), false);
+  r->reset();
+  for (size_t i = 0; i < r->params.size(); ++i) {
+    auto acc = torch::autograd::impl::grad_accumulator(r->params[i]);
+    r->hookKeys.push_back(acc->add_post_hook(std::make_unique<ReadyHook>(r, i)));
+    r->accumulators.push_back(std::move(acc));
+  }
+  auto& t = reducers();
+  t.push_back(r);
+  return seer::num(a.env, static_cast<double>(t.size() - 1));
+}
+
+// distReducerArm(id): the next backward starts buckets as they become ready.
+SEER_FN(distReducerArm) {
+  reducerAt(a.i64(0))->arm();
+  return seer::undef(a.env);
+}
+
+// distReducerFinish(id) -> buckets started during backward; starts the others, waits for all, writes the averages.
+SEER_FN(distReducerFinish) { return seer::num(a.env, static_cast<double>(reducerAt(a.i64(0))->finish())); }
+
+SEER_FN(distReducerDestroy) {
+  auto& t = reducers();
+  int64_t id = a.i64(0);
+  if (id < 0 || id >= static_cast<int64_t>(t.size()) || !t[id]) return seer::undef(a.env);  // idempotent
+  auto r = std::move(t[id]);
+  for (size_t i = 0; i < r->accumulators.size(); ++i) r->accumulators[i]->del_post_hook(r->hookKeys[i]);
+  return seer::undef(a.env);
 }
 
 // distAllGather(group, t) -> [t of rank 0, t of rank 1, ...]; t must have the same shape and dtype on every rank.

@@ -1,21 +1,21 @@
 // Data parallelism: the same model on every rank, each rank on its own slice of the batch.
 //
 //   broadcastModule(model, pg)      once, before training: every rank starts from rank 0's parameters and buffers.
-//   new GradientAllReducer(model, pg).synchronize()
-//                                   after each backward(): every .grad becomes the average over the ranks, so each
-//                                   rank's optimizer takes the same step and the replicas stay identical.
+//   const reducer = new GradientAllReducer(model, pg)
+//   reducer.prepare(); loss.backward(); reducer.synchronize()
+//                                   every .grad becomes the average over the ranks, so each rank's optimizer takes
+//                                   the same step and the replicas stay identical.
 //
 // Both move tensors in buckets (as torch's DistributedDataParallel): the tensors of a bucket are flattened into one
-// buffer with cat, one collective runs on it, and the result is split back and copied into place. Few large
-// messages cost far less than many small ones.
+// buffer, one collective runs on it, and the result is split back into place. Few large messages cost far less than
+// many small ones.
 //
-// Overlap with backward: libtorch can call a hook when a parameter's gradient has been accumulated (a post hook on
-// the parameter's AccumulateGrad node; 2.1+ also has Tensor::register_post_accumulate_grad_hook), and c10d
-// collectives are asynchronous Works, so a bucket could start reducing while backward still computes the rest
-// (what torch's Reducer does). Here reduction runs after backward() returns: simpler, and on the CPU
-// (where both compete for the same cores) the overlap gains little.
+// Overlap with backward: after prepare(), a hook on each parameter's AccumulateGrad node (native/src/dist.cc) starts
+// a bucket's all-reduce on the backend's threads as soon as backward has finished all its gradients, in bucket
+// order, while backward computes the rest, as torch's Reducer does. synchronize() starts what is left, waits, and
+// writes the averages. Without prepare(), synchronize() reduces every bucket after backward.
 import type { Module } from "../nn/module";
-import { cat, tensor, zeros } from "../tensor/creation";
+import { cat } from "../tensor/creation";
 import { noGrad } from "../tensor/grad";
 import { tidy } from "../tensor/scope";
 import type { Tensor } from "../tensor/tensor";
@@ -87,15 +87,19 @@ export interface GradientAllReducerOptions {
 }
 
 /**
- * Averages gradients over the ranks of a group. Build it once (after broadcastModule, before training), call
- * synchronize() after every backward() and before the optimizer step.
+ * Averages gradients over the ranks of a group. Build it once (after broadcastModule, before training); each step
+ * call prepare() before backward() (to overlap) and synchronize() after it, before the optimizer step. dispose()
+ * removes its hooks.
  *
  * A parameter that has no gradient on some rank (unused in its forward) counts as a zero gradient there; one that
- * has a gradient on no rank keeps none, so optimizers skip it as they would in a single process.
+ * has a gradient on no rank keeps none, so optimizers skip it as they would in a single process. A gradient dropped
+ * (set to undefined) between backward and synchronize() stays dropped, on every rank alike; other changes made to
+ * gradients in between are overwritten when overlapping (they belong after synchronize()).
  */
 export class GradientAllReducer {
   /** Parameters in reduction order (reverse registration order, roughly the order backward finishes them). */
   readonly buckets: readonly (readonly Tensor[])[];
+  private readonly hooks: { arm(): void; finish(): number; dispose(): void } | undefined;
 
   constructor(
     params: Module | readonly Tensor[],
@@ -105,29 +109,24 @@ export class GradientAllReducer {
     const list = Array.isArray(params) ? [...(params as readonly Tensor[])] : (params as Module).parameters();
     const trainable = list.filter((p) => p.requiresGrad).reverse();
     this.buckets = bucketize(trainable, (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 2 ** 20);
+    if (pg.worldSize > 1 && trainable.length > 0) this.hooks = pg.gradientHooks(this.buckets.flat(), this.buckets.map((b) => b.length));
   }
 
-  /** Replaces every parameter's .grad with its average over the group's ranks. */
-  synchronize(): void {
-    if (this.pg.worldSize === 1) return;
-    for (const bucket of this.buckets) noGrad(() => tidy(() => this.reduceBucket(bucket)));
+  /** Arms the hooks: the next backward starts each bucket's all-reduce as soon as its gradients are complete. */
+  prepare(): void {
+    this.hooks?.arm();
   }
 
-  private reduceBucket(bucket: readonly Tensor[]): void {
-    const grads = bucket.map((p) => p.grad);
-    // One flag per parameter after the gradients: after the sum it counts the ranks that had a gradient.
-    const flags = bucket.map((_, i) => (grads[i] === undefined ? 0 : 1));
-    const parts = bucket.map((p, i) => grads[i]?.flatten() ?? zeros([p.numel], { dtype: p.dtype, device: p.device }));
-    const flat = cat([...parts, tensor(flags, { dtype: bucket[0]!.dtype, device: bucket[0]!.device })]);
-    this.pg.allReduce(flat, "sum");
-    flat.div_(this.pg.worldSize);
-    const pieces = flat.split([...bucket.map((p) => p.numel), flags.length]);
-    const counts = pieces[bucket.length]!.toArray();
-    bucket.forEach((p, i) => {
-      const avg = pieces[i]!.view(...p.shape);
-      const g = grads[i];
-      if (g !== undefined) g.copy_(avg);
-      else if (counts[i]! > 0) p.grad = avg.clone();
-    });
+  /**
+   * Replaces every parameter's .grad with its average over the group's ranks. Returns how many buckets had started
+   * their all-reduce during backward (0 without prepare()).
+   */
+  synchronize(): number {
+    return this.hooks?.finish() ?? 0;
+  }
+
+  /** Removes the hooks (idempotent). */
+  dispose(): void {
+    this.hooks?.dispose();
   }
 }

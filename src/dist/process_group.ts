@@ -196,6 +196,29 @@ export class ProcessGroup implements Disposable {
     return [new Tensor(y), new Tensor(stats)];
   }
 
+  /**
+   * Native gradient averaging for params (leaves that require grad), in buckets of bucketSizes consecutive params,
+   * overlappable with backward (hooks on their AccumulateGrad nodes; native/src/dist.cc). GradientAllReducer
+   * (data_parallel.ts) is the interface to use.
+   */
+  gradientHooks(params: readonly Tensor[], bucketSizes: readonly number[]): { arm(): void; finish(): number; dispose(): void } {
+    const id = this.call(() => torch.distReducerNew(this.id, params.map((p) => p.id), [...bucketSizes]));
+    return {
+      arm: () => torch.distReducerArm(id),
+      finish: () => this.call(() => torch.distReducerFinish(id)),
+      dispose: () => torch.distReducerDestroy(id),
+    };
+  }
+
+  /**
+   * How many collectives this process has waited for in this group and how long it was blocked in them (the
+   * exchange plus waiting for slower ranks), since the group was created; sub-groups count their own.
+   */
+  waitStats(): { collectives: number; blockedMs: number } {
+    const [collectives, blockedMs] = this.call(() => torch.distWaitStats(this.id));
+    return { collectives, blockedMs };
+  }
+
   /** Every rank's t concatenated along dim 0 in rank order (0-d tensors are stacked). Same shape on every rank. */
   allGather(t: Tensor): Tensor {
     return new Tensor(this.call(() => torch.distAllGatherCat(this.id, t.id)));

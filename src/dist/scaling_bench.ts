@@ -51,8 +51,10 @@ interface WorkerReport {
   rank: number;
   /** Milliseconds per timed step. */
   stepMs: number[];
-  /** Of which in GradientAllReducer.synchronize(). */
+  /** Of which blocked in collectives: small CNN, in GradientAllReducer.synchronize(); trainer, in all of them. */
   syncMs: number[];
+  /** Trainer: collectives per step. */
+  collectives?: number;
   /** CPU time (user + system, all threads) of this process per timed step, in ms. */
   cpuMsPerStep: number;
 }
@@ -71,10 +73,12 @@ export interface ScalingBenchResult {
   /** Median ms per step with nproc processes (the slowest rank each step). */
   distMs: number;
   /**
-   * Median ms per step in GradientAllReducer.synchronize() on the rank that got there last (it waits for no one,
-   * so this is the communication cost; the other ranks also wait there for the slowest backward).
+   * Median ms per step blocked in collectives (small CNN: GradientAllReducer.synchronize(); trainer: every
+   * collective) on the rank that waited least, i.e. mostly the exchange itself; the others also wait for it.
    */
   syncMs: number;
+  /** Trainer: collectives per step (0 for the small CNN). */
+  collectives: number;
   speedup: number;
   efficiency: number;
   cpus: number;
@@ -128,7 +132,9 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
     let sync = 0;
     tidy(() => {
       opt.zeroGrad();
-      F.crossEntropy(net.forward(x), y).backward();
+      const loss = F.crossEntropy(net.forward(x), y);
+      reducer.prepare();
+      loss.backward();
       const s0 = performance.now();
       reducer.synchronize();
       sync = performance.now() - s0;
@@ -147,8 +153,8 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
 
 /**
  * One worker of --pretrain: the preset's run with batch o.batch (global), o.warmup + o.steps iterations, one thread
- * per process, the kNN monitor and intermediate checkpoints off; reports each iteration's time (syncMs: not
- * measured separately inside the trainer, reported as 0).
+ * per process, the kNN monitor and intermediate checkpoints off; reports each iteration's time and how long the
+ * rank was blocked in collectives during it.
  */
 async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string): Promise<void> {
   const { presetConfig } = await import("../train/presets");
@@ -164,12 +170,13 @@ async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string):
   await pretrain({
     config, outDir, progress: false, handleSignals: false, log: () => {},
     hooks: {
-      afterIteration: (it, ms) => {
+      afterIteration: (it, ms, blocked) => {
         // CPU from the end of the last warm-up iteration to the end of the last one (data loading included).
         if (it === o.warmup - 1) cpu0 = process.cpuUsage();
         if (it < o.warmup) return;
         report.stepMs.push(ms);
-        report.syncMs.push(0);
+        report.syncMs.push(blocked?.blockedMs ?? 0);
+        report.collectives = blocked?.collectives ?? 0;
         if (it === o.warmup + o.steps - 1) report.cpuMsPerStep = cpuMs(cpu0) / o.steps;
       },
     },
@@ -177,7 +184,7 @@ async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string):
   console.log(`BENCH ${JSON.stringify(report)}`);
 }
 
-async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number; cpuMs: number }> {
+async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number; cpuMs: number; collectives: number }> {
   const reports: WorkerReport[] = [];
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-scaling-"));
   let r;
@@ -193,12 +200,13 @@ async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promi
     fs.rmSync(outDir, { recursive: true, force: true });
   }
   if (!r.ok) throw new Error(`scaling bench with ${nproc} process(es) failed: ${r.message}\n${r.output.flat().join("\n")}`);
-  // Per step, the slowest rank sets the pace; the least time in synchronize() is the rank that arrived last.
+  // Per step, the slowest rank sets the pace; the least time blocked is the rank that arrived last.
   const perStep = (key: "stepMs" | "syncMs", pick: (...xs: number[]) => number): number[] =>
     reports[0]![key].map((_, i) => pick(...reports.map((w) => w[key][i]!)));
   return {
     stepMs: median(perStep("stepMs", Math.max)), syncMs: median(perStep("syncMs", Math.min)),
     cpuMs: reports.reduce((a, w) => a + w.cpuMsPerStep, 0), // all processes together
+    collectives: reports[0]!.collectives ?? 0,
   };
 }
 
@@ -215,7 +223,7 @@ export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<S
   const loadAfter = os.loadavg()[0]!;
   const speedup = single.stepMs / dist.stepMs;
   return {
-    model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs,
+    model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs, collectives: dist.collectives,
     singleCpuMs: single.cpuMs, distCpuMs: dist.cpuMs,
     speedup, efficiency: speedup / o.nproc, cpus: os.availableParallelism?.() ?? os.cpus().length, loadBefore, loadAfter,
   };
@@ -308,7 +316,8 @@ if (require.main === module) {
           console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
           console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step, CPU ${r.singleCpuMs.toFixed(1)} ms/step`);
           console.log(
-            `  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` + (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : "") +
+            `  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` +
+              (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : ` (of which blocked in ${r.collectives} collectives ${r.syncMs.toFixed(1)} ms on the rank that waited least)`) +
               `, CPU ${r.distCpuMs.toFixed(1)} ms/step (all processes)`,
           );
           console.log(`  speedup ${r.speedup.toFixed(2)}x, scaling efficiency ${(100 * r.efficiency).toFixed(0)}%`);

@@ -248,11 +248,18 @@ export interface TorchBinding {
   distBackends(): string[];
   /** [op, message, suspect world ranks] once a collective of the group failed. */
   distFailure(g: GroupId): [string, string, number[]] | undefined;
+  /** [collectives waited for, ms blocked in them] since the group was created. */
+  distWaitStats(g: GroupId): [number, number];
   /** reduce: 0 sum, 1 max, 2 min, 3 avg (in place). */
   distAllReduce(g: GroupId, t: T, reduce: number): void;
   distAllReduceWithGrad(g: GroupId, t: T): T;
   /** Training-mode BatchNorm over the group's batch: [y, running stats (2C + 1, float64: mean, unbiased var, N)]. */
   distSyncBatchNorm(g: GroupId, x: T, w: OptT, b: OptT, eps: number): [T, T];
+  /** Gradient averaging overlapped with backward (hooks on the params' AccumulateGrad nodes); see dist.cc. */
+  distReducerNew(g: GroupId, params: T[], bucketSizes: Ints): number;
+  distReducerArm(r: number): void;
+  distReducerFinish(r: number): number;
+  distReducerDestroy(r: number): void;
   distAllGather(g: GroupId, t: T): T[];
   distAllGatherCat(g: GroupId, t: T): T;
   distBroadcast(g: GroupId, t: T, root: number): void;

@@ -21,10 +21,8 @@
 //     batch_size_per_gpu × world size); each rank trains on batchSize / W images per iteration, rank r on positions
 //     r, r + W, ... of the epoch's permutation, so the ranks' batches together are the batch one process would get;
 //   - the weights are broadcast from rank 0 once; BatchNorm layers of trunk and head become SyncBatchNorm (statistics
-//     over all ranks, or groups of dist.syncBnGroupSize); after backward the gradients are averaged in 25 MB buckets
-//     (GradientAllReducer). The reduction runs after backward(), not overlapped with it: libtorch 1.13 offers no
-//     hook once a parameter's gradient is accumulated that our addon binds, and on the CPU backward and Gloo compete
-//     for the same cores anyway; the all-reduce is a few percent of a step (BENCHMARKS.md);
+//     over all ranks, or groups of dist.syncBnGroupSize); the gradients are averaged in 25 MB buckets
+//     (GradientAllReducer), each bucket's all-reduce starting during backward as soon as its gradients are done;
 //   - SwAV's Sinkhorn sums and maxima are all-reduced (swav's distributed_sinkhorn: codes equipartitioned over the
 //     global batch); each rank keeps queueLength / W rows of the queue; SimCLR's negatives are gathered over the
 //     global batch (ProcessGroup.allGatherWithGrad: each rank's embeddings get the gradient from every rank's
@@ -91,8 +89,11 @@ import { openPretrainLoader } from "./pretrain_data";
 export interface TrainerHooks {
   /** Sees each iteration's loss (0-based iteration) before the finiteness check and backward; may replace it. */
   beforeBackward?: (iteration: number, loss: Tensor) => Tensor;
-  /** Sees each completed iteration (0-based) and its time in ms, data wait excluded (the scaling benchmark). */
-  afterIteration?: (iteration: number, ms: number) => void;
+  /**
+   * Sees each completed iteration (0-based), its time in ms (data wait excluded) and, with several processes, how
+   * long this rank was blocked in collectives during it (the scaling benchmark).
+   */
+  afterIteration?: (iteration: number, ms: number, blocked?: { collectives: number; blockedMs: number }) => void;
 }
 
 export interface PretrainOptions {
@@ -605,7 +606,7 @@ class PretrainRun {
         log(
           `dist       ${world} processes (${pg!.backend}), ${config.data.batchSize / world} images each per iteration, ${threads} thread${threads > 1 ? "s" : ""} each; ` +
             `${dp.syncBnLayers} BatchNorm layers synchronized over ${dp.syncBnGroup === world ? "all ranks" : `groups of ${dp.syncBnGroup}`}; ` +
-            `gradients all-reduced in ${dp.reducer.buckets.length} bucket${dp.reducer.buckets.length > 1 ? "s" : ""} after backward`,
+            `gradients all-reduced in ${dp.reducer.buckets.length} bucket${dp.reducer.buckets.length > 1 ? "s" : ""} during backward`,
         );
       }
       return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics, dp, device);
@@ -729,11 +730,16 @@ class PretrainRun {
         emptyEpochs = 0;
         using batch = next.value;
         const stepStart = performance.now();
+        const waitedBefore = this.dp?.pg.waitStats();
         const lr = this.lrs[this.step]!;
         const loss = this.iteration(batch, lr);
         const stepMs = performance.now() - stepStart;
         this.trainMs += stepMs;
-        this.o.hooks?.afterIteration?.(this.step - 1, stepMs);
+        const waited = this.dp?.pg.waitStats();
+        this.o.hooks?.afterIteration?.(
+          this.step - 1, stepMs,
+          waited && waitedBefore && { collectives: waited.collectives - waitedBefore.collectives, blockedMs: waited.blockedMs - waitedBefore.blockedMs },
+        );
         window.add(B, waitMs);
 
         // Reports, kNN, checkpoints.
@@ -800,9 +806,10 @@ class PretrainRun {
         if (this.dp) value = this.agree(value); // NaN anywhere -> NaN everywhere
         if (!Number.isFinite(value)) return value; // nothing applied: no backward, no step
         optimizer.zeroGrad();
+        this.dp?.reducer.prepare(); // gradient buckets start their all-reduce during backward
         checked.backward(); // with SyncBN and gathered negatives, backward runs collectives too
         method.afterBackward(iteration); // frozen prototypes: their gradients dropped on every rank alike
-        this.dp?.reducer.synchronize(); // every .grad becomes the average over the ranks
+        this.dp?.reducer.synchronize(); // waits: every .grad becomes the average over the ranks
         optimizer.step();
         method.afterStep();
         return value;
@@ -924,6 +931,7 @@ class PretrainRun {
   async close(): Promise<void> {
     for (const remove of this.removeSignalHandlers) remove();
     this.monitor?.dispose();
+    this.dp?.reducer.dispose();
     this.method.queue?.dispose();
     this.optimizer.dispose();
     this.method.module.dispose();

@@ -27,14 +27,16 @@ export function makeBatch(dtype: DType): { x: Tensor; y: Tensor } {
  * STEPS steps of SGD (momentum, weight decay) on (x, y); `afterBackward` runs between backward and the step
  * (the gradient all-reduce in the distributed run).
  */
-export function train(net: Sequential, x: Tensor, y: Tensor, afterBackward: () => void = () => {}): void {
+export function train(net: Sequential, x: Tensor, y: Tensor, hooks: { beforeBackward?: () => void; afterBackward?: () => void } = {}): void {
   const opt = new SGD(net.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
   net.train();
   for (let step = 0; step < STEPS; step++) {
     tidy(() => {
       opt.zeroGrad();
-      F.crossEntropy(net.forward(x), y).backward();
-      afterBackward();
+      const loss = F.crossEntropy(net.forward(x), y);
+      hooks.beforeBackward?.();
+      loss.backward();
+      hooks.afterBackward?.();
       opt.step();
     });
   }

@@ -78,8 +78,13 @@ function syncbn(pg: ProcessGroup, outDir: string): void {
     const reducer = new GradientAllReducer(net, pg, { bucketCapMB: 0.0005 }); // tiny buckets: several per step
     const { x, y } = makeBatch(dtype);
     const [xs, ys] = noGrad(() => [x.narrow(0, pg.rank * half, half), y.narrow(0, pg.rank * half, half)]);
-    train(net, xs!, ys!, () => reducer.synchronize());
+    // float64: the buckets' all-reduces start during backward; float32: all of them after it.
+    const overlap = dtype === "float64";
+    let early = 0;
+    train(net, xs!, ys!, { beforeBackward: () => overlap && reducer.prepare(), afterBackward: () => void (early += reducer.synchronize()) });
+    console.log(`EARLY ${JSON.stringify({ dtype, early, buckets: reducer.buckets.length })}`); // summed over the steps
     saveSafetensors(path.join(outDir, `rank${pg.rank}_${dtype}.safetensors`), net.stateDict());
+    reducer.dispose();
     net.dispose();
   }
 }

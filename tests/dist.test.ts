@@ -10,7 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import * as readline from "readline";
 import {
-  DistEnvError, firstSlurmHost, freePort, fromEnv, initProcessGroup, spawnLocalWorkers, torchrunEnv,
+  bucketize, DistEnvError, firstSlurmHost, freePort, fromEnv, initProcessGroup, spawnLocalWorkers, torchrunEnv,
 } from "../src/dist";
 import { disposeTensors, loadSafetensors } from "../src/io/safetensors";
 import { F } from "../src/nn";
@@ -113,6 +113,19 @@ test("a rank whose store never answers fails after the timeout, naming the store
   assert.ok(Date.now() - t0 < 10000, `took ${Date.now() - t0} ms`);
   assert.throws(() => initProcessGroup({ rank: 2, worldSize: 2, masterAddr: "127.0.0.1", masterPort: port }), /rank 2 is not an integer in 0\.\.1/);
   assert.throws(() => initProcessGroup({ backend: "nccl", rank: 0, worldSize: 1, masterAddr: "127.0.0.1", masterPort: port }), /backend 'nccl' is not in this build|NCCL/);
+});
+
+test("bucketize groups tensors by dtype in order, then cuts each group at the byte cap", () => {
+  tidy(() => {
+    // BatchNorm buffers alternate float32 statistics with int64 counters.
+    const ts = [zeros([4]), zeros([1], { dtype: "int64" }), zeros([4]), zeros([1], { dtype: "int64" }), zeros([8]), zeros([2])];
+    const ids = (buckets: readonly (readonly { id: number }[])[]): number[][] => buckets.map((b) => b.map((t) => ts.findIndex((u) => u.id === t.id)));
+    assert.deepEqual(ids(bucketize(ts, 1 << 20)), [[0, 2, 4, 5], [1, 3]]);
+    // 32-byte cap: 4 + 4 floats fill a bucket, 8 floats fill the next, 2 floats start another.
+    assert.deepEqual(ids(bucketize(ts, 32)), [[0, 2], [4], [5], [1, 3]]);
+    // A tensor over the cap gets a bucket of its own.
+    assert.deepEqual(ids(bucketize(ts, 8)), [[0], [2], [4], [5], [1], [3]]);
+  });
 });
 
 test("a world of one: collectives are identities", async () => {

@@ -25,25 +25,34 @@ import type { ProcessGroup } from "./process_group";
 export const DEFAULT_BUCKET_CAP_MB = 25;
 
 /**
- * Consecutive runs of tensors with the same dtype and device, each run cut into buckets of at most capBytes
- * (a tensor larger than the cap gets a bucket of its own).
+ * The tensors grouped by dtype and device (groups in order of first appearance, tensors in their order within a
+ * group), each group cut into buckets of at most capBytes (a tensor larger than the cap gets a bucket of its own).
+ * Grouping first matters for module buffers, where int64 BatchNorm counters alternate with float running
+ * statistics: consecutive runs would make a bucket per tensor.
  */
 export function bucketize(tensors: readonly Tensor[], capBytes: number): Tensor[][] {
-  const buckets: Tensor[][] = [];
-  let cur: Tensor[] = [];
-  let bytes = 0;
+  const groups = new Map<string, Tensor[]>();
   for (const t of tensors) {
-    const head = cur[0];
-    const fits = head !== undefined && head.dtype === t.dtype && head.device === t.device && bytes + t.nbytes <= capBytes;
-    if (head !== undefined && !fits) {
-      buckets.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(t);
-    bytes += t.nbytes;
+    const key = `${t.dtype}@${t.device}`;
+    const group = groups.get(key);
+    if (group) group.push(t);
+    else groups.set(key, [t]);
   }
-  if (cur.length > 0) buckets.push(cur);
+  const buckets: Tensor[][] = [];
+  for (const group of groups.values()) {
+    let cur: Tensor[] = [];
+    let bytes = 0;
+    for (const t of group) {
+      if (cur.length > 0 && bytes + t.nbytes > capBytes) {
+        buckets.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(t);
+      bytes += t.nbytes;
+    }
+    if (cur.length > 0) buckets.push(cur);
+  }
   return buckets;
 }
 

@@ -219,6 +219,10 @@ describe("2 processes", () => {
       assert.deepEqual(got.splitRanks, [rank]);
       assert.equal(got.newGroupMember, rank === 1);
       assert.deepEqual(got.afterSubgroups, [2]);
+      // Averages: a (1 + 3) / 2; b and c count a zero where unused; d has none anywhere; e's was dropped on both.
+      for (const [how, grads] of Object.entries(got.reducer as Record<string, unknown>)) {
+        assert.deepEqual(grads, [[2, 2], [1, 1], [2.5, 2.5], null, null], `rank ${rank}, ${how}`);
+      }
     }
   });
 

@@ -103,6 +103,30 @@ async function loop(pg: ProcessGroup, stopAfter: (step: number) => "go" | "hang"
   }
 }
 
+/**
+ * GradientAllReducer's rules, overlapped (prepare() before backward) or not, with one bucket per parameter and with
+ * one bucket for all: a is used on both ranks, b only on rank 0, c only on rank 1, d on none, e on both but its
+ * gradient is dropped after backward. Returns each parameter's gradient after synchronize() (null: none).
+ */
+function reducerRules(pg: ProcessGroup): Record<string, (number[] | null)[]> {
+  const out: Record<string, (number[] | null)[]> = {};
+  for (const [name, overlap, capMB] of [["overlapped, a bucket each", true, 1e-6], ["after backward, one bucket", false, 1], ["overlapped, one bucket", true, 1]] as const) {
+    tidy(() => {
+      const [a, b, c, d, e] = [1, 2, 3, 4, 5].map((v) => tensor([v, -v], { dtype: "float64", requiresGrad: true }));
+      const reducer = new GradientAllReducer([a!, b!, c!, d!, e!], pg, { bucketCapMB: capMB });
+      const r = pg.rank;
+      const loss = a!.mul(1 + 2 * r).sum().add(r === 0 ? b!.mul(2).sum() : c!.mul(5).sum()).add(e!.sum());
+      if (overlap) reducer.prepare();
+      loss.backward();
+      e!.grad = undefined; // dropped after backward (as SwAV drops frozen prototypes' gradients)
+      reducer.synchronize();
+      out[name] = [a, b, c, d, e].map((p) => (p!.grad ? (p!.grad.toArray() as number[]) : null));
+      reducer.dispose();
+    });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   setNumThreads(1);
   const [scenario = "", arg = ""] = process.argv.slice(2);
@@ -111,7 +135,7 @@ async function main(): Promise<void> {
   const { pg } = initProcessGroupFromEnv({ timeoutMs, initTimeoutMs: 60000, probeMs: Math.min(timeoutMs, 2000) });
   console.log(`pid ${process.pid}`);
   if (scenario === "basics") {
-    console.log(`RESULT ${JSON.stringify(collectives(pg))}`);
+    console.log(`RESULT ${JSON.stringify({ ...collectives(pg), reducer: reducerRules(pg) })}`);
     syncbn(pg, arg);
   }
   else if (scenario === "loop") await loop(pg, () => "go");

@@ -4,7 +4,7 @@
 // and finite-difference gradients (float64).
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { cat, eye, manualSeed, randn, type Tensor, tensor, tidy } from "../src/tensor";
+import { cat, eye, manualSeed, randn, stack, type Tensor, tensor, tidy } from "../src/tensor";
 import * as F from "../src/nn/functional";
 import { sinkhorn } from "../src/ssl/sinkhorn";
 import { SwAVLoss, type SwAVLossOptions } from "../src/ssl/swav_loss";
@@ -104,13 +104,33 @@ test("sinkhorn: the allReduce hook makes the sums global (two workers holding th
   );
 });
 
+test("sinkhorn: G problems at once (G, B, K) give each problem's codes, with one collective per step for all", () => {
+  assertNoLeak(() =>
+    tidy(() => {
+      manualSeed(10);
+      const problems = [unitScores(6, 4), unitScores(6, 4), unitScores(6, 4)];
+      const calls: ReduceOp[] = [];
+      const counting: AllReduce = (t, op) => {
+        calls.push(op);
+        return t;
+      };
+      const together = sinkhorn(stack(problems), { iterations: 3, allReduce: counting }); // (3, 6, 4)
+      assert.deepEqual(together.shape, [3, 6, 4]);
+      assert.deepEqual(calls, ["max", "sum", "sum", "sum", "sum"]); // 2 + iterations, not 3 times that
+      problems.forEach((p, g) =>
+        assertClose(together.select(0, g), sinkhorn(p, { iterations: 3 }), { atol: 1e-15, rtol: 1e-12, what: `problem ${g}` }),
+      );
+    }),
+  );
+});
+
 test("sinkhorn: rejects bad options and shapes", () => {
   assertNoLeak(() =>
     tidy(() => {
       const s = randn([3, 2]);
       assert.throws(() => sinkhorn(s, { iterations: 0 }), /positive integer for iterations/);
       assert.throws(() => sinkhorn(s, { epsilon: 0 }), /positive number for epsilon/);
-      assert.throws(() => sinkhorn(randn([3]), {}), /shape \(B, K\)/);
+      assert.throws(() => sinkhorn(randn([3]), {}), /shape \(B, K\) or \(G, B, K\)/);
     }),
   );
 });

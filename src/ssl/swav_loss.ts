@@ -16,7 +16,7 @@
 // is 2·(V-1) times this one.
 //
 // Layout: scores are crop-major, (V·B, K): rows [v·B, (v+1)·B) are crop v of every image in the batch.
-import { cat, zeros } from "../tensor/creation";
+import { cat, stack, zeros } from "../tensor/creation";
 import type { DType, Device } from "../tensor/dtype";
 import { noGrad } from "../tensor/grad";
 import { keep, tidy } from "../tensor/scope";
@@ -24,6 +24,9 @@ import type { Tensor } from "../tensor/tensor";
 import * as F from "../nn/functional";
 import { sinkhorn } from "./sinkhorn";
 import type { AllReduce } from "./types";
+
+/** (G, ...) -> G tensors (...). */
+const unstack = (t: Tensor): Tensor[] => Array.from({ length: t.shape[0]! }, (_, g) => t.select(0, g));
 
 export interface SwAVLossOptions {
   /** V, crops per image over all resolutions (the sum of swav's nmb_crops, e.g. 2 + 6). */
@@ -77,15 +80,19 @@ export class SwAVLoss {
     this.checkScores(scores, batchSize, queueScores);
     const B = batchSize;
     return noGrad(() =>
-      tidy(() =>
-        cropsForAssign.map((a, j) => {
+      tidy(() => {
+        const problems = cropsForAssign.map((a, j) => {
           const own = scores.narrow(0, a * B, B).detach(); // (B, K)
           const queued = queueScores?.[j];
-          const out = queued ? cat([own, queued.detach()]) : own; // (B [+ L], K)
-          const Q = sinkhorn(out, { iterations: sinkhornIterations, epsilon, allReduce, worldSize }); // (B [+ L], K)
-          return Q.narrow(0, 0, B); // (B, K): the current batch's codes
-        }),
-      ),
+          return queued ? cat([own, queued.detach()]) : own; // (B [+ L_j], K)
+        });
+        const solve = (out: Tensor): Tensor => sinkhorn(out, { iterations: sinkhornIterations, epsilon, allReduce, worldSize });
+        // One Sinkhorn for all crops when their problems have one shape (the usual case): a collective per step for
+        // all of them, instead of one per crop.
+        const sameShape = problems.every((p) => p.shape[0] === problems[0]!.shape[0]);
+        const Qs = sameShape ? unstack(solve(stack(problems))) : problems.map(solve); // each (B [+ L], K)
+        return Qs.map((Q) => Q.narrow(0, 0, B)); // (B, K): the current batch's codes
+      }),
     );
   }
 

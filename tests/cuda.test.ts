@@ -18,7 +18,7 @@ import { ProjectionHead, SwAV, SwAVPrototypes } from "../src/ssl";
 import { resolvePretrainConfig } from "../src/train/pretrain";
 import { pretrain } from "../src/train/trainer";
 import {
-  cudaAvailable, cudaMemory, cudaSynchronize, keep, manualSeed, noGrad, randint, randn, setCudaBackend, tidy, withAutocast, type Tensor,
+  cudaAvailable, cudaMemory, cudaSynchronize, keep, manualSeed, noGrad, randint, randn, setCudaBackend, setCudaDevice, tidy, withAutocast, type Tensor,
 } from "../src/tensor";
 import { assertClose, assertNoLeak } from "./helpers/assert";
 
@@ -199,6 +199,15 @@ test("cuda: a short SwAV run with bf16 autocast and channels-last trains, checkp
 });
 
 // ---- the CPU side of the same API (runs everywhere) -------------------------------------------------------------
+
+test("setCudaDevice makes a GPU current; it refuses the CPU, and a libtorch without CUDA says so", () => {
+  assert.throws(() => setCudaDevice("cpu"), /expected a CUDA device, got cpu/);
+  if (cudaAvailable()) {
+    setCudaDevice("cuda:0"); // the one every machine with a GPU has
+  } else {
+    assert.throws(() => setCudaDevice("cuda:0"), /CUDA|cuda/);
+  }
+});
 
 test("channelsLast() stores conv weights NHWC, keeps values, parameters and their grads", () => {
   manualSeed(6);

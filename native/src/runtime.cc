@@ -4,6 +4,7 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/version.h>
 
 #include <cstring>
@@ -79,6 +80,15 @@ SEER_FN(setAutocastCuda) {
 SEER_FN(cudaSynchronize) {
   auto& hooks = at::detail::getCUDAHooks();
   for (int i = 0; i < hooks.getNumGPUs(); i++) hooks.deviceSynchronize(i);
+  return seer::undef(a.env);
+}
+
+// setCudaDevice(index): this thread's current CUDA device (torch.cuda.set_device). One process per GPU sets its
+// own, so that work and NCCL communicators that pick "the current device" use that GPU, not GPU 0. Throws on a
+// libtorch without CUDA.
+SEER_FN(setCudaDevice) {
+  const auto index = static_cast<c10::DeviceIndex>(a.i64(0));
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(c10::Device(c10::DeviceType::CUDA, index));
   return seer::undef(a.env);
 }
 

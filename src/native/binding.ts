@@ -28,6 +28,7 @@ export interface TorchBinding {
   isGradEnabled(): boolean;
   setAutocastCuda(on: boolean, dtype: number): boolean;
   cudaSynchronize(): void;
+  setCudaDevice(index: number): void;
   cudaMemory(device: number): [number, number];
   setCudaBackendFlags(cudnnBenchmark: boolean, allowTf32: boolean): void;
   cudaResetPeak(device: number): void;

@@ -28,6 +28,16 @@ export function cudaIndex(device: Device): number | undefined {
   return device === "cuda" ? 0 : Number(device.slice(5));
 }
 
+/**
+ * Makes a CUDA device this thread's current one (torch.cuda.set_device), as every process of a multi-GPU job does
+ * with its local rank's GPU. Throws when this libtorch has no CUDA.
+ */
+export function setCudaDevice(device: Device): void {
+  const i = cudaIndex(device);
+  if (i === undefined) throw new RangeError(`setCudaDevice: expected a CUDA device, got ${device}`);
+  torch.setCudaDevice(i);
+}
+
 /** Waits for every queued CUDA kernel (torch.cuda.synchronize); a no-op without CUDA. */
 export const cudaSynchronize = (): void => torch.cudaSynchronize();
 

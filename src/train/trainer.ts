@@ -73,7 +73,7 @@ import {
 } from "../optim";
 import { ProjectionHead, SimCLR, SwAV, SwAVPrototypes, SwAVQueue } from "../ssl";
 import {
-  checkDevice, cudaAvailable, cudaDeviceCount, cudaIndex, keep, manualSeed, noGrad, setCudaBackend, setNumThreads, tidy, torchVersion, withAutocast,
+  checkDevice, cudaAvailable, cudaDeviceCount, cudaIndex, keep, manualSeed, noGrad, setCudaBackend, setCudaDevice, setNumThreads, tidy, torchVersion, withAutocast,
   type Device, type DType, type Tensor,
 } from "../tensor";
 import { CheckpointManager } from "./checkpoint";
@@ -263,6 +263,7 @@ function runDevice(c: PretrainConfig, world: number, localRank: number): Device 
   // Crop shapes are fixed, so cuDNN's autotuner pays off; TF32 for what stays float32 (as PyTorch users set it).
   // Neither is bit-reproducible from run to run: on CUDA a resumed run continues, it is not bit-identical.
   setCudaBackend({ cudnnBenchmark: true, allowTf32: true });
+  setCudaDevice(device); // NCCL and anything that means "the current GPU" use this process's own
   return device;
 }
 

@@ -13,6 +13,7 @@
         "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)",
         "SEERKIT_WITH_CUDA_HEADERS=<!(node find_libtorch.js cudaheaders)",
         "SEERKIT_WITH_GLOO=<!(node find_libtorch.js gloo)",
+        "SEERKIT_GLOO_DIRECT=<!(node find_libtorch.js gloodirect)",
         "SEERKIT_WITH_NCCL=<!(node find_libtorch.js nccl)"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],

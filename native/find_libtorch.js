@@ -5,9 +5,10 @@
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
 // SEERKIT_GLOO=0 / SEERKIT_NCCL=0 build without the Gloo / NCCL process groups (for a libtorch whose c10d headers
 // do not compile here; collectives then fail at run time with a message saying so).
-// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|cudaheaders|gloo|nccl`; no field: all,
-// as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo / ProcessGroupNCCL (their
-// headers are present next to libtorch's); `include` then also lists the folder that holds nccl.h.
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|cudaheaders|gloo|gloodirect|nccl`;
+// no field: all, as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo /
+// ProcessGroupNCCL (their headers are present next to libtorch's); `include` then also lists the folder that holds
+// nccl.h. `gloodirect`: whether Gloo's own collectives are exported for dist.cc's calling-thread all-reduce.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -123,6 +124,21 @@ function hasGloo(info) {
   return found("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp") && found("gloo/context.h");
 }
 
+// dist.cc's small all-reduces call Gloo's own allgather, not only c10d's classes. Debian links Gloo as libgloo.so.0;
+// pip wheels build it into libtorch_cpu.so. The symbol must be exported by one of them (checked with nm), else the
+// addon would fail to load; without nm, or without the symbol, small all-reduces take c10d's path.
+function hasGlooDirect(info) {
+  if (!hasGloo(info) || process.env.SEERKIT_GLOO_DIRECT === "0") return false;
+  const cpu = path.join(info.libdir, "libtorch_cpu.so");
+  const run = (cmd, args) => execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 });
+  try {
+    const deps = run("ldd", [cpu]).split("\n").map((l) => (/=>\s*(\S*gloo\S*)\s/.exec(l) || [])[1]).filter(Boolean);
+    return [cpu, ...deps].some((lib) => /4gloo9allgather/.test(run("nm", ["-D", "--defined-only", lib])));
+  } catch {
+    return false;
+  }
+}
+
 // The CUDA runtime's headers (cuda_runtime_api.h), for the caching allocator's statistics in runtime.cc and for
 // nccl.h: a CUDA toolkit, or pip's nvidia-* wheels next to torch (CUDA 13: nvidia/cu13/include; CUDA 12: one folder
 // per library, nvidia/cuda_runtime/include). SEERKIT_CUDA_HEADERS=0 builds without them (no memory statistics).
@@ -168,6 +184,7 @@ else if (field === "abi") console.log(info.abi);
 else if (field === "std") console.log(cxxStd(info));
 else if (field === "cuda") console.log(fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? 1 : 0);
 else if (field === "gloo") console.log(hasGloo(info) ? 1 : 0);
+else if (field === "gloodirect") console.log(hasGlooDirect(info) ? 1 : 0);
 else if (field === "nccl") console.log(nccl !== undefined ? 1 : 0);
 else if (field === "cudaheaders") console.log(cuda !== undefined ? 1 : 0);
-else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), nccl: nccl !== undefined, cudaHeaders: cuda !== undefined }, null, 2));
+else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), glooDirect: hasGlooDirect(info), nccl: nccl !== undefined, cudaHeaders: cuda !== undefined }, null, 2));

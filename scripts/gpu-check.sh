@@ -126,7 +126,8 @@ build_direct() {
   local defs=(-DNAPI_VERSION=8 -DNODE_GYP_MODULE_NAME=seerkit -DBUILDING_NODE_EXTENSION -D_GLIBCXX_USE_CXX11_ABI="$abi"
     -DSEERKIT_SOURCE_HASH="\"$(node native/source_hash.js)\""
     -DSEERKIT_WITH_CUDA="$(node native/find_libtorch.js cuda)" -DSEERKIT_WITH_CUDA_HEADERS="$(node native/find_libtorch.js cudaheaders)"
-    -DSEERKIT_WITH_GLOO="$(node native/find_libtorch.js gloo)" -DSEERKIT_WITH_NCCL="$(node native/find_libtorch.js nccl)")
+    -DSEERKIT_WITH_GLOO="$(node native/find_libtorch.js gloo)" -DSEERKIT_GLOO_DIRECT="$(node native/find_libtorch.js gloodirect)"
+    -DSEERKIT_WITH_NCCL="$(node native/find_libtorch.js nccl)")
   mkdir -p native/build/direct native/build/Release
   for f in native/src/*.cc; do
     g++ -c -fPIC -O2 -std="$std" -fexceptions -frtti -Wno-unused-parameter -Wno-deprecated-declarations "${defs[@]}" "${incs[@]}" \

@@ -174,6 +174,21 @@ test("a world of one: syncBatchNorm is training-mode BatchNorm, forward, gradien
         assertClose(running, cat([rm, rv, full([1], n, { dtype: "float64" })]), { atol: 1e-12, rtol: 1e-12, what: `${what} running statistics` });
       });
     }
+    // bf16 input whose mean is 10 standard deviations (the input gradient is formed in float32 there): within bf16's
+    // rounding of ATen's float64 BatchNorm on the same (rounded) input.
+    tidy(() => {
+      const x = randn([8, 4, 5, 5], { dtype: "float64" }).add(10).to("bfloat16").requiresGrad_(true);
+      const w = randn([4]).requiresGrad_(true);
+      const b = randn([4]).requiresGrad_(true);
+      const dy = randn([8, 4, 5, 5], { dtype: "float64" });
+      const [y] = pg.syncBatchNorm(x, w, b, 1e-5);
+      assert.equal(y.dtype, "bfloat16");
+      y.to("float64").mul(dy).sum().backward();
+      const x64 = x.detach().to("float64").requiresGrad_(true);
+      F.batchNorm(x64, { weight: w.detach().to("float64"), bias: b.detach().to("float64"), training: true, eps: 1e-5 }).mul(dy).sum().backward();
+      const scale = x64.grad!.abs().max().item();
+      assertClose(x.grad!.to("float64"), x64.grad!, { atol: 0.02 * scale, rtol: 0, what: "bf16 dx" });
+    });
   } finally {
     pg.destroy();
   }

@@ -40,7 +40,9 @@
 #define USE_C10D_GLOO
 #endif
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#if SEERKIT_GLOO_DIRECT  // Gloo's own collectives are exported by this libtorch (find_libtorch.js gloodirect)
 #include <gloo/allgather.h>
+#endif
 #endif
 
 #if SEERKIT_WITH_NCCL
@@ -78,14 +80,16 @@ using Ms = std::chrono::milliseconds;
 // c10d's Gloo process group, plus one shortcut. c10d hands every collective to a worker thread and wakes the caller
 // when it is done, and Gloo's ring all-reduce exchanges several messages even for a few values: ~1.5 ms per
 // collective on a 2-core VM, for PyTorch's own torch.distributed as for us. SyncBatchNorm, Sinkhorn and the
-// per-step vote issue dozens of small all-reduces a step. allReduceHere runs them on the calling thread as one Gloo
-// all-gather (every rank's values, one message to each neighbour) followed by a local reduction in rank order, on
+// per-step vote issue dozens of small all-reduces a step. allReduceHere runs them on the calling thread as a Gloo
+// all-gather (a ring of P - 1 steps: a single exchange for 2 ranks) followed by a local reduction in rank order, on
 // the same connections and with a tag from c10d's collective counter, so it stays ordered and matched with every
 // other collective of the group on every rank; every rank computes the same result bit for bit. (Gloo's BCube
 // all-reduce would also be a single exchange, but it waits with the connection's timeout, not the collective's.)
+// Built only where this libtorch exports Gloo's collectives (SEERKIT_GLOO_DIRECT); elsewhere c10d's path is used.
 class GlooGroup : public c10d::ProcessGroupGloo {
  public:
   using c10d::ProcessGroupGloo::ProcessGroupGloo;
+#if SEERKIT_GLOO_DIRECT
 
   // Small contiguous CPU tensors of the dtypes below; larger ones (gradient buckets) gain nothing from it.
   static bool suits(const at::Tensor& t) {
@@ -110,6 +114,7 @@ class GlooGroup : public c10d::ProcessGroupGloo {
     at::Tensor reduced = op == c10d::ReduceOp::MAX ? gathered.amax(0) : op == c10d::ReduceOp::MIN ? gathered.amin(0) : gathered.sum(0);
     t.view({-1}).copy_(reduced);
   }
+#endif
 };
 #else
 class GlooGroup {};
@@ -329,11 +334,6 @@ void onContiguous(at::Tensor t, F&& f) {
   if (!c.is_same(t)) t.copy_(c);
 }
 
-bool directOff() {
-  static const bool off = [] { const char* v = std::getenv("SEERKIT_GLOO_DIRECT"); return v && std::string(v) == "0"; }();
-  return off;
-}
-
 void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op) {
   if (how == Reduce::Avg && !at::isFloatingType(t.scalar_type()))
     throw std::invalid_argument(op + ": 'avg' needs a floating-point tensor, got " + std::string(c10::toString(t.scalar_type())));
@@ -343,8 +343,8 @@ void allReduceInPlace(Group& g, at::Tensor t, Reduce how, const std::string& op)
     c10d::AllreduceOptions o;
     o.reduceOp = how == Reduce::Max ? c10d::ReduceOp::MAX : how == Reduce::Min ? c10d::ReduceOp::MIN : c10d::ReduceOp::SUM;
     o.timeout = g.timeout;
-#if SEERKIT_WITH_GLOO
-    if (g.gloo && GlooGroup::suits(c) && !directOff()) {
+#if SEERKIT_WITH_GLOO && SEERKIT_GLOO_DIRECT
+    if (g.gloo && GlooGroup::suits(c)) {
       checkUsable(g, op);
       try {
         BlockedTimer blocked(g);
@@ -631,7 +631,9 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     at::Tensor gmean = stats.narrow(0, 0, channels) / total;
     at::Tensor gvar = (stats.narrow(0, channels, channels) / total - gmean * gmean).clamp_min(0);
 
-    const auto statDtype = weight.defined() ? weight.scalar_type() : x.scalar_type();
+    // The statistics' dtype: the weight's (float32 under autocast), else x's, but never below float32.
+    const auto xt = x.scalar_type();
+    const auto statDtype = weight.defined() ? weight.scalar_type() : (xt == at::kHalf || xt == at::kBFloat16) ? at::kFloat : xt;
     at::Tensor mean_s = gmean.to(statDtype), var_s = gvar.to(statDtype);
     at::Tensor y = at::batch_norm(x, weight, bias, mean_s, var_s, /*training=*/false, 0.0, eps, /*cudnn_enabled=*/true);
 
@@ -655,20 +657,30 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     const int64_t channels = x.size(1);
 
     // Eval-mode BatchNorm backward with (mean, var) as its statistics: grad_weight = Σ dy·x̂, grad_bias = Σ dy.
+    // save_mean/save_invstd are unused in eval mode, but CUDA's kernel asserts that they are defined.
+    at::Tensor none = at::empty({0}, mean.options());
     auto [unused, sumDyXhat, sumDy] =
-        at::native_batch_norm_backward(dy, x, weight, mean, var, {}, {}, /*train=*/false, eps, {false, true, true});
+        at::native_batch_norm_backward(dy, x, weight, mean, var, none, none, /*train=*/false, eps, {false, true, true});
     at::Tensor sums = at::cat({sumDy.to(at::kDouble), sumDyXhat.to(at::kDouble)});  // (2C)
     allReduceInPlace(*group, sums, Reduce::Sum, "SyncBatchNorm gradient (backward)");
     at::Tensor meanDy = sums.narrow(0, 0, channels) / total, meanDyXhat = sums.narrow(0, channels, channels) / total;
 
-    // dx = A·dy + B·x + C per channel, with A = w·invstd, B = -A·invstd·m_dyx̂, C = -A·m_dy - B·mean.
+    // dx = w·invstd·(dy - m_dy - x̂·m_dyx̂) = A·dy + B·x + C per channel, with A = w·invstd, B = -A·invstd·m_dyx̂,
+    // C = -A·m_dy - B·mean: two passes. In bf16/fp16, B·x and C nearly cancel when the mean is large against the
+    // spread, so there the centred form A·(dy - m_dy) + B·(x - mean) is computed in float32 instead.
     at::Tensor invstd = (var.to(at::kDouble) + eps).rsqrt();
     at::Tensor A = weight.to(at::kDouble) * invstd;
     at::Tensor B = -A * invstd * meanDyXhat;
-    at::Tensor C = -A * meanDy - B * mean.to(at::kDouble);
     const auto dt = dy.scalar_type();
-    at::Tensor dx = at::addcmul(perChannel(C.to(dt), x), dy, perChannel(A.to(dt), x));
-    dx.addcmul_(x, perChannel(B.to(dt), x));
+    at::Tensor dx;
+    if (dt == at::kHalf || dt == at::kBFloat16) {
+      auto f = [&](const at::Tensor& v) { return perChannel(v.to(at::kFloat), x); };
+      dx = ((dy.to(at::kFloat) - f(meanDy)) * f(A) + (x.to(at::kFloat) - f(mean)) * f(B)).to(dt);
+    } else {
+      at::Tensor C = -A * meanDy - B * mean.to(at::kDouble);
+      dx = at::addcmul(perChannel(C.to(dt), x), dy, perChannel(A.to(dt), x));
+      dx.addcmul_(x, perChannel(B.to(dt), x));
+    }
     const bool hasBias = ctx->saved_data["hasBias"].toBool();
     return {dx, saved[1].defined() ? sumDyXhat : at::Tensor(), hasBias ? sumDy : at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -723,6 +735,11 @@ struct GradReducer {
 
   void arm() {
     std::lock_guard<std::mutex> lock(mu);
+    if (nextToStart > 0) {
+      // A backward started buckets and never reached finish() (it threw): those collectives were issued here only
+      // up to where it failed, so this group's collectives can no longer be matched with the other ranks'.
+      fail(*group, "gradient all-reduce", "an earlier backward started gradient all-reduces and failed before they were finished");
+    }
     reset();
     armed = true;
   }
@@ -809,7 +826,7 @@ struct GradReducer {
         at::Tensor avg = pieces[j].view(p.sizes());
         const at::Tensor& g = p.grad();
         if (g.defined()) g.copy_(avg);  // the gradient it had at the start (or one created since)
-        else if (!b.hadGrad[j] && count[j] > 0) p.mutable_grad() = avg.clone();
+        else if (!b.hadGrad[j] && count[j] > 0) p.mutable_grad() = at::empty_like(p).copy_(avg);  // p's layout
         // else: none anywhere, or dropped here after backward: stays without one
       }
       b.flat = at::Tensor();

@@ -108,6 +108,12 @@ export interface GradientAllReducerOptions {
 export class GradientAllReducer {
   /** Parameters in reduction order (reverse registration order, roughly the order backward finishes them). */
   readonly buckets: readonly (readonly Tensor[])[];
+  /**
+   * Where the buckets are reduced: a duplicate of pg (its own connections and collective sequence), because buckets
+   * start whenever each rank's backward finishes them, between other collectives (SyncBatchNorm's) that must stay
+   * in step across ranks. Destroyed by dispose().
+   */
+  readonly group: ProcessGroup | undefined;
   private readonly hooks: { arm(): void; finish(): number; dispose(): void } | undefined;
 
   constructor(
@@ -118,7 +124,10 @@ export class GradientAllReducer {
     const list = Array.isArray(params) ? [...(params as readonly Tensor[])] : (params as Module).parameters();
     const trainable = list.filter((p) => p.requiresGrad).reverse();
     this.buckets = bucketize(trainable, (o.bucketCapMB ?? DEFAULT_BUCKET_CAP_MB) * 2 ** 20);
-    if (pg.worldSize > 1 && trainable.length > 0) this.hooks = pg.gradientHooks(this.buckets.flat(), this.buckets.map((b) => b.length));
+    if (pg.worldSize > 1 && trainable.length > 0) {
+      this.group = pg.duplicate();
+      this.hooks = this.group.gradientHooks(this.buckets.flat(), this.buckets.map((b) => b.length));
+    }
   }
 
   /** Arms the hooks: the next backward starts each bucket's all-reduce as soon as its gradients are complete. */
@@ -134,8 +143,9 @@ export class GradientAllReducer {
     return this.hooks?.finish() ?? 0;
   }
 
-  /** Removes the hooks (idempotent). */
+  /** Removes the hooks and releases the bucket group (idempotent). */
   dispose(): void {
     this.hooks?.dispose();
+    this.group?.destroy();
   }
 }

@@ -140,6 +140,8 @@ export class ProcessGroup implements Disposable {
   private destroyed = false;
 
   /** @internal use initProcessGroup() */
+  private duplicates = 0;
+
   constructor(
     private readonly id: GroupId,
     private readonly info: GroupInfo,
@@ -280,6 +282,15 @@ export class ProcessGroup implements Disposable {
     const ranks = this.checkRanks(worldRanks);
     const tag = `group${this.info.world.nextTag++}`;
     return this.makeGroup(tag, ranks);
+  }
+
+  /**
+   * A second group of the same ranks, with its own connections and its own sequence of collectives: collectives
+   * started at moments that differ from rank to rank (gradient buckets, whenever backward finishes them) cannot then
+   * interleave differently with this group's. Every rank of this group calls it, in the same order.
+   */
+  duplicate(): ProcessGroup {
+    return this.makeGroup(`${this.name}.dup${this.duplicates++}`, [...this.info.ranks])!;
   }
 
   /**

@@ -147,6 +147,7 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
   }
   report.cpuMsPerStep = cpuMs(cpu0) / o.steps;
   console.log(`BENCH ${JSON.stringify(report)}`);
+  reducer.dispose();
   pg.barrier();
   pg.destroy();
 }

@@ -731,12 +731,12 @@ class PretrainRun {
         emptyEpochs = 0;
         using batch = next.value;
         const stepStart = performance.now();
-        const waitedBefore = this.dp?.pg.waitStats();
+        const waitedBefore = this.dp && blockedIn(this.dp);
         const lr = this.lrs[this.step]!;
         const loss = this.iteration(batch, lr);
         const stepMs = performance.now() - stepStart;
         this.trainMs += stepMs;
-        const waited = this.dp?.pg.waitStats();
+        const waited = this.dp && blockedIn(this.dp);
         this.o.hooks?.afterIteration?.(
           this.step - 1, stepMs,
           waited && waitedBefore && { collectives: waited.collectives - waitedBefore.collectives, blockedMs: waited.blockedMs - waitedBefore.blockedMs },
@@ -938,6 +938,13 @@ class PretrainRun {
     this.method.module.dispose();
     await this.loader.close();
   }
+}
+
+/** Collectives waited for, and ms blocked in them, in the world group and the gradient buckets' group together. */
+function blockedIn(dp: DataParallel): { collectives: number; blockedMs: number } {
+  const a = dp.pg.waitStats();
+  const b = dp.reducer.group?.waitStats() ?? { collectives: 0, blockedMs: 0 };
+  return { collectives: a.collectives + b.collectives, blockedMs: a.blockedMs + b.blockedMs };
 }
 
 /** The optimizer state dict a checkpoint holds: JSON groups and step, tensors under "optim.". */

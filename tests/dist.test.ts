@@ -174,6 +174,8 @@ test("a world of one: syncBatchNorm is training-mode BatchNorm, forward, gradien
         assertClose(running, cat([rm, rv, full([1], n, { dtype: "float64" })]), { atol: 1e-12, rtol: 1e-12, what: `${what} running statistics` });
       });
     }
+    // One value per channel over the group has no variance.
+    tidy(() => assert.throws(() => pg.syncBatchNorm(randn([1, 3]), undefined, undefined, 1e-5), /more than 1 value per channel over the group's ranks, got 1/));
     // bf16 input whose mean is 10 standard deviations (the input gradient is formed in float32 there): within bf16's
     // rounding of ATen's float64 BatchNorm on the same (rounded) input.
     tidy(() => {

@@ -625,9 +625,13 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     at::Tensor count = at::full({1}, n, mean64.options());
     at::Tensor stats = at::cat({mean64 * n, (var64 + mean64 * mean64) * n, count});  // (2C + 1)
     allReduceInPlace(*group, stats, Reduce::Sum, "SyncBatchNorm statistics (forward)");
-    const double total = stats[2 * channels].item<double>();
-    if (total <= 1)
-      throw std::invalid_argument("SyncBatchNorm: expected more than 1 value per channel over the group's ranks, got " + std::to_string(total));
+    // N stays a tensor: reading it on the host would stall a CUDA stream once per layer. The check reads it on the
+    // CPU only; on CUDA it assumes equal slices per rank, as data-parallel training has (torch's SyncBatchNorm
+    // checks the same from shapes).
+    at::Tensor total = stats.narrow(0, 2 * channels, 1);  // (1)
+    const double totalSeen = x.device().is_cpu() ? total.item<double>() : n * group->size;
+    if (totalSeen <= 1)
+      throw std::invalid_argument("SyncBatchNorm: expected more than 1 value per channel over the group's ranks, got " + std::to_string(totalSeen));
     at::Tensor gmean = stats.narrow(0, 0, channels) / total;
     at::Tensor gvar = (stats.narrow(0, channels, channels) / total - gmean * gmean).clamp_min(0);
 
@@ -639,10 +643,10 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
 
     ctx->save_for_backward({x, weight, mean_s, var_s});
     ctx->saved_data["eps"] = eps;
-    ctx->saved_data["total"] = total;
+    ctx->saved_data["total"] = total;  // a tensor
     ctx->saved_data["hasBias"] = bias.defined();
     ctx->saved_data["group"] = c10::IValue::make_capsule(c10::make_intrusive<GroupCapsule>(group));
-    at::Tensor running = at::cat({gmean, gvar * (total / (total - 1)), stats.narrow(0, 2 * channels, 1)});
+    at::Tensor running = at::cat({gmean, gvar * (total / (total - 1)), total});
     ctx->mark_non_differentiable({running});
     return {y, running};
   }
@@ -651,7 +655,8 @@ struct SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFun
     auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &mean = saved[2], &var = saved[3];
     const at::Tensor weight = saved[1].defined() ? saved[1] : at::ones({x.size(1)}, mean.options());
-    const double eps = ctx->saved_data["eps"].toDouble(), total = ctx->saved_data["total"].toDouble();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    const at::Tensor total = ctx->saved_data["total"].toTensor();
     auto group = static_cast<GroupCapsule*>(ctx->saved_data["group"].toCapsule().get())->group;
     at::Tensor dy = grads[0].defined() ? grads[0] : at::zeros_like(x);
     const int64_t channels = x.size(1);

@@ -4,9 +4,10 @@
 #   1. unpack Node, its headers, node_modules, dist/ and a CIFAR-10 sample from .cache/gpu-carry
 #   2. build the addon against that PyTorch's libtorch (LIBTORCH_USE_PYTORCH=1) with node-gyp, or with g++ directly
 #      when make is missing; if c10d's NCCL/Gloo or the CUDA runtime headers do not compile, retry without them
-#   3. seer info, then the CUDA tests (tests/cuda.test.ts) and the SSL tests on this build
+#   3. seer info, then the CUDA tests (tests/cuda.test.ts), the SSL tests and the 2-process Gloo tests on this build
 #   4. seer bench step on CUDA next to ../shared/anchors/pytorch_gpu_step.py (only its two matching configurations):
 #      SwAV RegNetY-8GF 2x224+6x96 batch 128, SimCLR ResNet-50 2x224 batch 256
+#   5. time permitting, CPU data-parallel scaling (small CNN, 2 and 4 processes) next to PyTorch's DDP
 # Everything it prints also goes to $OUT/gpu-check.log (the device tool brings $OUT back): build logs, the full test
 # log, the anchor's output, bench-*.json. Every stage has a time limit and the whole stays under GPU_CHECK_BUDGET_S
 # (default 540 s); a stage that would start too late is skipped and named. On a CPU machine it is a dry run (CUDA
@@ -88,6 +89,15 @@ main() {
     grep -E "^# (tests|pass|fail|skipped)|^not ok" "$OUT/tests.log" | head -30
     grep -E "error:|Error" "$OUT/tests.log" | head -20
   fi
+  # c10d on this libtorch: 2 processes over Gloo (calling-thread all-reduces, SyncBatchNorm, overlapped buckets).
+  local gloo; gloo=$(node -e 'console.log(require("./dist/src/dist").availableBackends().includes("gloo") ? 1 : 0)')
+  if [ "$gloo" != 1 ]; then
+    say "this build has no Gloo (see $OUT/find_libtorch.json): distributed tests skipped"
+  elif within 60 "distributed tests"; then
+    timeout 90 node --test dist/tests/dist.test.js > "$OUT/tests-dist.log" 2>&1
+    say "distributed tests exited $? (full log: $OUT/tests-dist.log)"
+    grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests-dist.log" | head -10
+  fi
 
   # 4. Benchmarks next to PyTorch eager.
   if [ "$cuda" != 1 ]; then say "no CUDA device: benchmarks skipped (dry run)"; return 0; fi
@@ -115,6 +125,15 @@ for name, method, bs in [('regnet_y_8gf', 'swav', 128), ('resnet50', 'simclr', 2
   }
   bench swav-regnety8gf --arch regnet_y_8gf --method swav --batch 128 --crops 2x224+6x96
   bench simclr-resnet50 --arch resnet50 --method simclr --batch 256 --crops 2x224
+
+  # 5. If time is left: CPU data-parallel scaling on this machine's idle cores (issue 7 has only a busy 2-core VM),
+  #    seerkit's small-CNN bench next to the same protocol with torch's DistributedDataParallel.
+  if within 60 "CPU scaling"; then
+    for n in 2 4; do
+      timeout 45 node dist/src/dist/scaling_bench.js --nproc "$n" 2>&1 | grep -v '^JSON' | tee -a "$OUT/scaling.log"
+      timeout 45 "$PYTHON" scripts/pytorch_ddp_scaling.py --nproc "$n" 2>&1 | tee -a "$OUT/scaling.log"
+    done
+  fi
   say "done"
 }
 

@@ -164,27 +164,42 @@ class BlockedTimer {
   std::chrono::steady_clock::time_point t0_;
 };
 
-class GroupTable {
+// Small integer ids for native objects JS holds (process groups, gradient reducers); freed slots are reused.
+template <typename T>
+class HandleTable {
  public:
-  int32_t add(std::shared_ptr<Group> g) {
+  explicit HandleTable(const char* what) : what_(what) {}
+  int32_t add(std::shared_ptr<T> x) {
     for (size_t i = 0; i < slots_.size(); ++i)
       if (!slots_[i]) {
-        slots_[i] = std::move(g);
+        slots_[i] = std::move(x);
         return static_cast<int32_t>(i);
       }
-    slots_.push_back(std::move(g));
+    slots_.push_back(std::move(x));
     return static_cast<int32_t>(slots_.size() - 1);
   }
-  std::shared_ptr<Group> get(int64_t id) {
-    if (id < 0 || id >= static_cast<int64_t>(slots_.size()) || !slots_[id])
-      throw std::runtime_error("use of a destroyed process group (id " + std::to_string(id) + ")");
+  std::shared_ptr<T> get(int64_t id) {
+    if (!holds(id)) throw std::runtime_error(std::string("use of a destroyed ") + what_ + " (id " + std::to_string(id) + ")");
     return slots_[id];
   }
+  // Empties the slot and returns what it held, or null when it was empty (so releasing twice is harmless).
+  std::shared_ptr<T> take(int64_t id) { return holds(id) ? std::move(slots_[id]) : nullptr; }
+
+ private:
+  bool holds(int64_t id) const { return id >= 0 && id < static_cast<int64_t>(slots_.size()) && slots_[id]; }
+  const char* what_;
+  std::vector<std::shared_ptr<T>> slots_;
+};
+
+class GroupTable {
+ public:
+  int32_t add(std::shared_ptr<Group> g) { return slots_.add(std::move(g)); }
+  std::shared_ptr<Group> get(int64_t id) { return slots_.get(id); }
   // A broken group may still have a collective running on a backend thread, whose destructor would wait for it
   // (up to the timeout): such groups are parked, never destroyed, and go with the process.
   void release(int64_t id) {
-    if (id < 0 || id >= static_cast<int64_t>(slots_.size()) || !slots_[id]) return;  // idempotent
-    std::shared_ptr<Group> g = std::move(slots_[id]);
+    std::shared_ptr<Group> g = slots_.take(id);
+    if (!g) return;
     bool broken;
     {
       std::lock_guard<std::mutex> lock(g->mu);
@@ -194,7 +209,7 @@ class GroupTable {
   }
 
  private:
-  std::vector<std::shared_ptr<Group>> slots_;
+  HandleTable<Group> slots_{"process group"};
   std::vector<std::shared_ptr<Group>> parked_;
 };
 
@@ -294,20 +309,23 @@ void checkUsable(Group& g, const std::string& op) {
                              g.message + ")");
 }
 
-// Starts a collective and waits for it with the group's timeout. A call the backend refuses at once (a dtype it
-// does not support, ...) is this rank's mistake and throws as it is; a failure while waiting goes through fail().
-void run(Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+// Starts a collective. A call the backend refuses at once (a dtype it does not support, ...) is this rank's mistake
+// and throws as it is.
+c10::intrusive_ptr<c10d::Work> begin(Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
   checkUsable(g, op);
-  c10::intrusive_ptr<c10d::Work> work;
   try {
-    work = start();
+    return start();
   } catch (const std::exception& e) {
     throw std::runtime_error(op + " refused by the " + g.backend + " backend on " + describe(g) + ": " + oneLine(e));
   }
+}
+
+// Waits for a started collective with the group's timeout; a failure while waiting goes through fail().
+void await(Group& g, const std::string& op, c10d::Work& work) {
   std::string cause;
   try {
     BlockedTimer blocked(g);
-    work->wait(g.timeout);
+    work.wait(g.timeout);
     return;
   } catch (const c10::Error& e) {
     cause = e.what_without_backtrace();
@@ -315,6 +333,10 @@ void run(Group& g, const std::string& op, const std::function<c10::intrusive_ptr
     cause = e.what();
   }
   fail(g, op, cause);
+}
+
+void run(Group& g, const std::string& op, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  await(g, op, *begin(g, op, start));
 }
 
 // ---- collectives on one tensor ---------------------------------------------------------------------------------
@@ -719,7 +741,6 @@ struct GradReducer {
   struct Bucket {
     std::vector<size_t> params;  // indices into GradReducer::params
     size_t pending = 0;          // parameters not yet ready in this backward
-    bool started = false;
     at::Tensor flat;             // (Σ numel + flags), summed over the ranks once work completes
     std::vector<bool> hadGrad;   // per parameter, when the bucket started
     c10::intrusive_ptr<c10d::Work> work;
@@ -753,7 +774,6 @@ struct GradReducer {
   void reset() {
     for (auto& b : buckets) {
       b.pending = b.params.size();
-      b.started = false;
       b.flat = at::Tensor();
       b.work.reset();
     }
@@ -786,17 +806,11 @@ struct GradReducer {
     const at::Tensor& first = params[b.params[0]];
     parts.push_back(at::tensor(flags, at::TensorOptions().dtype(at::kDouble)).to(first.options()));
     b.flat = at::cat(parts);
-    b.started = true;
-    checkUsable(*group, "gradient all-reduce");
     std::vector<at::Tensor> ts{b.flat};
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = group->timeout;
-    try {
-      b.work = group->pg->allreduce(ts, o);
-    } catch (const std::exception& e) {
-      throw std::runtime_error("gradient all-reduce refused by the " + group->backend + " backend on " + describe(*group) + ": " + oneLine(e));
-    }
+    b.work = begin(*group, "gradient all-reduce", [&] { return group->pg->allreduce(ts, o); });
   }
 
   // Returns how many buckets had started during backward.
@@ -808,17 +822,7 @@ struct GradReducer {
     at::NoGradGuard noGrad;
     for (auto& b : buckets) {
       if (!b.work) throw std::runtime_error("gradient all-reduce: a bucket failed to start during backward (see the error it raised then)");
-      std::string cause;
-      try {
-        BlockedTimer blocked(*group);
-        b.work->wait(group->timeout);
-      } catch (const c10::Error& e) {
-        cause = e.what_without_backtrace();
-      } catch (const std::exception& e) {
-        cause = e.what();
-      }
-      if (!cause.empty()) fail(*group, "gradient all-reduce", cause);
-      b.work.reset();
+      await(*group, "gradient all-reduce", *b.work);
       b.flat.div_(group->size);
       std::vector<int64_t> sizes;
       for (size_t i : b.params) sizes.push_back(params[i].numel());
@@ -834,9 +838,8 @@ struct GradReducer {
         else if (!b.hadGrad[j] && count[j] > 0) p.mutable_grad() = at::empty_like(p).copy_(avg);  // p's layout
         // else: none anywhere, or dropped here after backward: stays without one
       }
-      b.flat = at::Tensor();
     }
-    reset();
+    reset();  // frees the buffers and works
     return early;
   }
 };
@@ -852,15 +855,9 @@ struct ReadyHook : torch::autograd::FunctionPostHook {
   size_t index;
 };
 
-std::vector<std::shared_ptr<GradReducer>>& reducers() {
-  static auto* t = new std::vector<std::shared_ptr<GradReducer>>();
+HandleTable<GradReducer>& reducers() {
+  static auto* t = new HandleTable<GradReducer>("gradient reducer");
   return *t;
-}
-
-std::shared_ptr<GradReducer> reducerAt(int64_t id) {
-  auto& t = reducers();
-  if (id < 0 || id >= static_cast<int64_t>(t.size()) || !t[id]) throw std::runtime_error("use of a destroyed gradient reducer (id " + std::to_string(id) + ")");
-  return t[id];
 }
 
 // distReducerNew(group, params[], bucketSizes[]) -> id. params: leaves that require grad, in bucket order;
@@ -891,26 +888,22 @@ SEER_FN(distReducerNew) {
     r->hookKeys.push_back(acc->add_post_hook(std::make_unique<ReadyHook>(r, i)));
     r->accumulators.push_back(std::move(acc));
   }
-  auto& t = reducers();
-  t.push_back(r);
-  return seer::num(a.env, static_cast<double>(t.size() - 1));
+  return seer::num(a.env, reducers().add(std::move(r)));
 }
 
 // distReducerArm(id): the next backward starts buckets as they become ready.
 SEER_FN(distReducerArm) {
-  reducerAt(a.i64(0))->arm();
+  reducers().get(a.i64(0))->arm();
   return seer::undef(a.env);
 }
 
 // distReducerFinish(id) -> buckets started during backward; starts the others, waits for all, writes the averages.
-SEER_FN(distReducerFinish) { return seer::num(a.env, static_cast<double>(reducerAt(a.i64(0))->finish())); }
+SEER_FN(distReducerFinish) { return seer::num(a.env, static_cast<double>(reducers().get(a.i64(0))->finish())); }
 
 SEER_FN(distReducerDestroy) {
-  auto& t = reducers();
-  int64_t id = a.i64(0);
-  if (id < 0 || id >= static_cast<int64_t>(t.size()) || !t[id]) return seer::undef(a.env);  // idempotent
-  auto r = std::move(t[id]);
-  for (size_t i = 0; i < r->accumulators.size(); ++i) r->accumulators[i]->del_post_hook(r->hookKeys[i]);
+  auto r = reducers().take(a.i64(0));
+  if (r)  // else destroyed already
+    for (size_t i = 0; i < r->accumulators.size(); ++i) r->accumulators[i]->del_post_hook(r->hookKeys[i]);
   return seer::undef(a.env);
 }
 

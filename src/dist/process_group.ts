@@ -139,9 +139,9 @@ interface GroupInfo {
 export class ProcessGroup implements Disposable {
   private destroyed = false;
 
-  /** @internal use initProcessGroup() */
-  private duplicates = 0;
+  private duplicates = 0; // numbers the groups duplicate() makes
 
+  /** @internal use initProcessGroup() */
   constructor(
     private readonly id: GroupId,
     private readonly info: GroupInfo,

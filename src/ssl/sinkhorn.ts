@@ -67,7 +67,7 @@ export function sinkhorn(scores: Tensor, o: SinkhornOptions = {}): Tensor {
         Q.div_(colSums).div_(B);
       }
       const codes = Q.mul_(B).transpose(1, 2); // (G, B_local, K): each row sums to 1
-      return scores.ndim === 3 ? codes.contiguous() : codes.squeeze(0).contiguous();
+      return scores.ndim === 3 ? codes : codes.squeeze(0);
     }),
   );
 }

@@ -6,7 +6,7 @@ global pooling, linear 10), SGD (lr 0.05, momentum 0.9, weight decay 1e-4), glob
 barrier, the slowest rank's time counts, the median over the timed steps is reported. Here torch's
 DistributedDataParallel averages the gradients (its Reducer, buckets overlapped with backward).
 
-    /usr/bin/python3 scripts/pytorch_ddp_scaling.py [--nproc 2] [--steps 20] [--warmup 3]
+    /usr/bin/python3 scripts/pytorch_ddp_scaling.py [--nproc 2] [--steps 20] [--warmup 3] [--pin]
 """
 import argparse
 import json
@@ -28,6 +28,8 @@ def cnn(nn):
 
 
 def worker(args):
+    if args.pin:  # before torch starts threads: they inherit the calling thread's CPU set
+        os.sched_setaffinity(0, range(int(os.environ["WORLD_SIZE"])))
     import torch
     import torch.distributed as dist
     import torch.nn as nn
@@ -89,6 +91,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--pin", action="store_true", help="run N processes on CPUs 0..N-1 (as scaling_bench.js --pin)")
     args = ap.parse_args()
     if args.worker:
         return worker(args)
@@ -96,7 +99,7 @@ def main():
     single, single_cpu = run(1, args)
     multi, multi_cpu = run(args.nproc, args)
     import torch
-    print(f"pytorch ddp scaling ({torch.__version__}): small CNN, global batch {args.batch}, 1 thread per process; 1-min load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"pytorch ddp scaling ({torch.__version__}): small CNN, global batch {args.batch}, 1 thread per process{f', bound to {args.nproc} CPUs / 1 CPU' if args.pin else ''}; 1-min load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"  1 process         {single:.1f} ms/step, CPU {single_cpu:.1f} ms/step")
     print(f"  {args.nproc} processes       {multi:.1f} ms/step, CPU {multi_cpu:.1f} ms/step (all processes)")
     print(f"  speedup {single / multi:.2f}x, scaling efficiency {100 * single / multi / args.nproc:.0f}%")

@@ -823,19 +823,25 @@ struct GradReducer {
     for (auto& b : buckets) {
       if (!b.work) throw std::runtime_error("gradient all-reduce: a bucket failed to start during backward (see the error it raised then)");
       await(*group, "gradient all-reduce", *b.work);
-      b.flat.div_(group->size);
       std::vector<int64_t> sizes;
       for (size_t i : b.params) sizes.push_back(params[i].numel());
       sizes.push_back(static_cast<int64_t>(b.params.size()));
       auto pieces = b.flat.split_with_sizes(sizes);
       at::Tensor counts = pieces.back().to(at::kDouble).cpu().contiguous();
       const double* count = counts.data_ptr<double>();
+      // The average is written straight into each gradient: one pass over the bucket, not a division and a copy.
+      const at::Tensor ranks = at::scalar_tensor(static_cast<double>(group->size), b.flat.options());
       for (size_t j = 0; j < b.params.size(); ++j) {
         at::Tensor& p = params[b.params[j]];
-        at::Tensor avg = pieces[j].view(p.sizes());
-        const at::Tensor& g = p.grad();
-        if (g.defined()) g.copy_(avg);  // the gradient it had at the start (or one created since)
-        else if (!b.hadGrad[j] && count[j] > 0) p.mutable_grad() = at::empty_like(p).copy_(avg);  // p's layout
+        at::Tensor sum = pieces[j].view(p.sizes());
+        at::Tensor g = p.grad();
+        if (g.defined()) {
+          at::div_out(g, sum, ranks);  // into the gradient it had at the start (or one created since), its strides kept
+        } else if (!b.hadGrad[j] && count[j] > 0) {
+          at::Tensor avg = at::empty_like(p);  // p's layout
+          at::div_out(avg, sum, ranks);
+          p.mutable_grad() = avg;
+        }
         // else: none anywhere, or dropped here after backward: stays without one
       }
     }

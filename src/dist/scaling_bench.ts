@@ -2,8 +2,8 @@
 // 1 thread (each with batch/N, gradients averaged with GradientAllReducer over Gloo on loopback). Reports the time
 // per step and the strong-scaling efficiency: speedup / N = T(1 process) / (N · T(N processes)).
 //
-//   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--sync-bn]
-//   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 10] [--warmup 3] [--set key=value ...]
+//   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--sync-bn] [--pin]
+//   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 10] [--warmup 3] [--set key=value ...] [--pin]
 //   node dist/src/dist/scaling_bench.js --latency [--nproc 2]
 //
 // The first form trains a small CNN with plain cross-entropy (the engine: GradientAllReducer over Gloo). The second
@@ -18,6 +18,13 @@
 //
 // Each configuration runs in fresh worker processes started by spawnLocalWorkers; a worker prints one
 // "BENCH {json}" line with its per-step times.
+//
+// "1 thread" bounds the intra-op threads only: a process also runs libvips decoding, libuv and V8 GC threads, so an
+// unbound single process spreads over 1.2-1.3 cores of an otherwise idle machine, while N processes on N cores have
+// no spare core to spread into. --pin gives each configuration as many CPUs as it has processes (taskset -a: CPU 0
+// for one process, CPUs 0..N-1 shared by N). Binding each process to a CPU of its own was tried and is worse on
+// the 2-vCPU VM of BENCHMARKS.md: every wake-up across CPUs then waits ~3 ms, and a small collective costs 3 ms.
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -45,6 +52,8 @@ export interface ScalingBenchOptions {
   pretrain?: string;
   /** Config overrides of the preset (key=value, as `seer pretrain` takes them), e.g. dist.syncBnGroupSize=1. */
   set?: string[];
+  /** Run each configuration on as many CPUs as it has processes (CPUs 0..N-1; default false: all CPUs). */
+  pin?: boolean;
 }
 
 interface WorkerReport {
@@ -82,6 +91,8 @@ export interface ScalingBenchResult {
   speedup: number;
   efficiency: number;
   cpus: number;
+  /** Whether each configuration was bound to as many CPUs as it has processes. */
+  pinned: boolean;
   /** 1-minute load average of the machine before and after the runs (a shared machine: other work competes). */
   loadBefore: number;
   loadAfter: number;
@@ -103,6 +114,18 @@ const cpuMs = (since: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
+/**
+ * Binds every thread of this process (and, by inheritance, those it starts later) to CPUs 0..WORLD_SIZE-1: a
+ * configuration of N processes runs on N CPUs. Node has no affinity call; util-linux's taskset -a sets it on all
+ * the process's threads.
+ */
+function bindToWorldCpus(): void {
+  const world = Number(process.env.WORLD_SIZE ?? "1");
+  const cpus = `0-${world - 1}`;
+  const r = spawnSync("taskset", ["-a", "-c", "-p", cpus, String(process.pid)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`scaling bench: --pin could not bind process ${process.pid} to CPUs ${cpus} with taskset: ${r.error?.message ?? r.stderr.trim()}`);
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -111,6 +134,7 @@ const median = (xs: number[]): number => {
 
 /** One worker: trains on its slice of the batch and prints its step times (run via spawnLocalWorkers). */
 async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
+  if (o.pin) bindToWorldCpus();
   setNumThreads(1);
   const { pg } = initProcessGroupFromEnv({ timeoutMs: 120_000 });
   manualSeed(0);
@@ -158,6 +182,7 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
  * rank was blocked in collectives during it.
  */
 async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string): Promise<void> {
+  if (o.pin) bindToWorldCpus();
   const { presetConfig } = await import("../train/presets");
   const { pretrain } = await import("../train/trainer");
   const { applyOverrides } = await import("../config/overrides");
@@ -216,8 +241,11 @@ export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<S
   const o: Required<ScalingBenchOptions> = {
     nproc: opts.nproc ?? 2, batch: opts.batch ?? 64, steps: opts.steps ?? 20, warmup: opts.warmup ?? 3,
     imageSize: opts.imageSize ?? 32, syncBn: opts.syncBn ?? false, pretrain: opts.pretrain ?? "", set: opts.set ?? [],
+    pin: opts.pin ?? false,
   };
   if (o.batch % o.nproc !== 0) throw new RangeError(`scaling bench: batch ${o.batch} does not split over ${o.nproc} processes`);
+  const cpus = os.availableParallelism?.() ?? os.cpus().length;
+  if (o.pin && o.nproc > cpus) throw new RangeError(`scaling bench: --pin runs ${o.nproc} processes on ${o.nproc} CPUs, but this machine has ${cpus}`);
   const loadBefore = os.loadavg()[0]!;
   const single = await runConfig(1, o);
   const dist = await runConfig(o.nproc, o);
@@ -226,7 +254,7 @@ export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<S
   return {
     model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs, collectives: dist.collectives,
     singleCpuMs: single.cpuMs, distCpuMs: dist.cpuMs,
-    speedup, efficiency: speedup / o.nproc, cpus: os.availableParallelism?.() ?? os.cpus().length, loadBefore, loadAfter,
+    speedup, efficiency: speedup / o.nproc, pinned: o.pin, cpus, loadBefore, loadAfter,
   };
 }
 
@@ -236,6 +264,10 @@ function parseFlags(argv: string[]): ScalingBenchOptions {
     const flag = argv[i]!;
     if (flag === "--sync-bn") {
       o.syncBn = true;
+      continue;
+    }
+    if (flag === "--pin") {
+      o.pin = true;
       continue;
     }
     if (flag === "--pretrain") {
@@ -314,7 +346,7 @@ if (require.main === module) {
         ? pretrainWorker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>, argv[2]!)
         : worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)
       : runScalingBench(parseFlags(argv)).then((r) => {
-          console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
+          console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process${r.pinned ? `, bound to ${r.nproc} CPU(s) / 1 CPU` : ""}; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
           console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step, CPU ${r.singleCpuMs.toFixed(1)} ms/step`);
           console.log(
             `  ${r.nproc} processes       ${r.distMs.toFixed(1)} ms/step` +

@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "seerkit",
-      "sources": ["src/addon.cc", "src/tensor_ops.cc", "src/nn_ops.cc", "src/runtime.cc", "src/dist.cc"],
+      "sources": ["src/addon.cc", "src/tensor_ops.cc", "src/nn_ops.cc", "src/runtime.cc", "src/dist.cc", "src/cuda_graph.cc"],
       "include_dirs": ["<!@(node find_libtorch.js include)"],
       "defines": [
         "NAPI_VERSION=8",

@@ -6,7 +6,8 @@
 #      when make is missing; if c10d's NCCL/Gloo or the CUDA runtime headers do not compile, retry without them
 #   3. seer info, then the CUDA tests (tests/cuda.test.ts), the SSL tests and the 2-process Gloo tests on this build
 #   4. seer bench step on CUDA next to ../shared/anchors/pytorch_gpu_step.py (only its two matching configurations):
-#      SwAV RegNetY-8GF 2x224+6x96 batch 128, SimCLR ResNet-50 2x224 batch 256
+#      SwAV RegNetY-8GF 2x224+6x96 batch 128, SimCLR ResNet-50 2x224 batch 256; each eager, then the same step
+#      captured as a CUDA graph and replayed (--cuda-graph)
 #   5. time permitting, CPU data-parallel scaling (small CNN, 2 and 4 processes) next to PyTorch's DDP
 # Everything it prints also goes to $OUT/gpu-check.log (the device tool brings $OUT back): build logs, the full test
 # log, the anchor's output, bench-*.json. Every stage has a time limit and the whole stays under GPU_CHECK_BUDGET_S
@@ -119,7 +120,7 @@ for name, method, bs in [('regnet_y_8gf', 'swav', 128), ('resnet50', 'simclr', 2
     local name=$1; shift
     within 90 "bench $name" || return 0
     say "seer bench step $*"
-    timeout 200 ./bin/seer bench step --device cuda:0 --anchor-log "$OUT/anchor.log" --steps 12 --rounds 1 "$@" --json > "$OUT/bench-$name.json" \
+    timeout 200 ./bin/seer bench step --device cuda:0 --anchor-log "$OUT/anchor.log" --steps 12 --rounds 1 --cuda-graph "$@" --json > "$OUT/bench-$name.json" \
       && node -e 'const r=require(process.argv[1]); console.log(require("./dist/src/bench/step_bench").formatStepBench(r))' "$(readlink -f "$OUT/bench-$name.json")" \
       || cat "$OUT/bench-$name.json"
   }

@@ -9,16 +9,16 @@ import * as os from "os";
 import * as path from "path";
 import { drawBatchPhotometric, SWAV_MULTICROP } from "../src/data/multicrop";
 import { applyPhotometric_ } from "../src/data/transforms";
-import { parseGpuAnchorLine } from "../src/bench/step_bench";
+import { parseGpuAnchorLine, runStepBench } from "../src/bench/step_bench";
 import { knnClassify } from "../src/eval/knn";
 import { createModel } from "../src/models/registry";
-import { Conv2d, F } from "../src/nn";
+import { BatchNorm2d, Conv2d, F, Sequential } from "../src/nn";
 import { LARC, SGD } from "../src/optim";
 import { ProjectionHead, SwAV, SwAVPrototypes } from "../src/ssl";
 import { resolvePretrainConfig } from "../src/train/pretrain";
 import { pretrain } from "../src/train/trainer";
 import {
-  cudaAvailable, cudaMemory, cudaSynchronize, keep, manualSeed, noGrad, randint, randn, setCudaBackend, setCudaDevice, tidy, withAutocast, type Tensor,
+  CudaGraph, cudaAvailable, cudaMemory, cudaSynchronize, keep, manualSeed, noGrad, randint, randn, setCudaBackend, setCudaDevice, tensor, tidy, withAutocast, type Tensor,
 } from "../src/tensor";
 import { assertClose, assertNoLeak } from "./helpers/assert";
 
@@ -198,6 +198,69 @@ test("cuda: a short SwAV run with bf16 autocast and channels-last trains, checkp
   fs.rmSync(out, { recursive: true });
 });
 
+test("cuda: a training step captured as a CUDA graph and replayed equals the same steps run eagerly", { skip }, () => {
+  manualSeed(3);
+  // Two identical replicas: one trained eagerly, one by replaying its captured step on new data copied in.
+  const make = (): Sequential => new Sequential(new Conv2d(3, 8, 3, { padding: 1 }), new BatchNorm2d(8));
+  using eager = make();
+  using graphed = make();
+  graphed.loadStateDict(eager.stateDict());
+  eager.to(DEV);
+  graphed.to(DEV);
+  const batches = Array.from({ length: 5 }, () => keep(randn([4, 3, 8, 8], { device: DEV })));
+  const sgd = (m: Sequential): SGD => new SGD(m.parameters(), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
+  const optEager = sgd(eager);
+  const optGraphed = sgd(graphed);
+  const stepOn = (m: Sequential, opt: SGD, x: Tensor): Tensor =>
+    tidy(() => {
+      const y = m.forward(x);
+      const loss = y.mul(y).mean();
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      return loss;
+    });
+  const input = keep(batches[0]!.clone()); // the graph's static input
+  const losses: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    // warm-up, eagerly on both (momentum buffers, cuDNN handles)
+    losses.push(tidy(() => stepOn(eager, optEager, batches[i]!).item()));
+    input.copy_(batches[i]!);
+    tidy(() => stepOn(graphed, optGraphed, input).dispose());
+  }
+  let loss: Tensor | undefined;
+  using graph = CudaGraph.capture(DEV, () => {
+    loss = keep(stepOn(graphed, optGraphed, input)); // the static output, rewritten by every replay
+  });
+  const replayed: number[] = [];
+  for (let i = 2; i < batches.length; i++) {
+    losses.push(tidy(() => stepOn(eager, optEager, batches[i]!).item()));
+    input.copy_(batches[i]!);
+    graph.replay();
+    replayed.push(loss!.item());
+  }
+  assertClose(tensor(replayed), tensor(losses.slice(2)), { atol: 1e-6, rtol: 1e-5, what: "losses of the replayed steps" });
+  const eagerParams = new Map(eager.namedParameters());
+  for (const [name, p] of graphed.namedParameters()) assertClose(p.cpu(), eagerParams.get(name)!.cpu(), { atol: 1e-6, rtol: 1e-5, what: name });
+  const eagerBuffers = new Map(eager.namedBuffers());
+  for (const [name, b] of graphed.namedBuffers()) assertClose(b.cpu().to("float64"), eagerBuffers.get(name)!.cpu().to("float64"), { atol: 1e-6, rtol: 1e-5, what: name });
+  graph.dispose();
+  graph.dispose(); // idempotent
+  assert.throws(() => graph.replay(), /disposed/);
+  for (const t of [...batches, input, loss!]) t.dispose();
+  optEager.dispose();
+  optGraphed.dispose();
+});
+
+test("cuda: a step that synchronizes with the host cannot be captured; the error says so and the GPU stays usable", { skip }, () => {
+  assertNoLeak(() => tidy(() => {
+    const x = randn([16], { device: DEV });
+    assert.throws(() => CudaGraph.capture(DEV, () => void x.mul(2).sum().item()), /CudaGraph\.capture: the step threw while being captured/);
+    assert.throws(() => CudaGraph.capture(DEV, () => { throw new RangeError("not a CUDA problem"); }), /nothing was recorded: not a CUDA problem/);
+    assertClose(x.mul(2).cpu(), x.cpu().mul(2), { atol: 0, rtol: 0, what: "eager work after a failed capture" });
+  }), "failed captures");
+});
+
 // ---- the CPU side of the same API (runs everywhere) -------------------------------------------------------------
 
 test("setCudaDevice makes a GPU current; it refuses the CPU, and a libtorch without CUDA says so", () => {
@@ -207,6 +270,17 @@ test("setCudaDevice makes a GPU current; it refuses the CPU, and a libtorch with
   } else {
     assert.throws(() => setCudaDevice("cuda:0"), /CUDA|cuda/);
   }
+});
+
+test("CudaGraph.capture refuses the CPU, and a libtorch without CUDA says so without running the step; so does bench step", async () => {
+  let ran = false;
+  assert.throws(() => CudaGraph.capture("cpu", () => { ran = true; }), /CudaGraph\.capture: expected a CUDA device, got cpu/);
+  if (!cudaAvailable()) assert.throws(() => CudaGraph.capture(DEV, () => { ran = true; }), /CUDA graphs: this (libtorch has no CUDA|addon was built without the CUDA runtime)/);
+  assert.equal(ran, false);
+  await assert.rejects(
+    runStepBench({ arch: "regnet_y_400mf", method: "swav", batch: 4, crops: "2x32", threads: 1, device: "cpu", precision: "fp32", channelsLast: false, cudaGraph: true, steps: 1, rounds: 1, python: "/usr/bin/python3" }),
+    /--cuda-graph: CUDA graphs need a CUDA device/,
+  );
 });
 
 test("channelsLast() stores conv weights NHWC, keeps values, parameters and their grads", () => {

@@ -65,6 +65,7 @@
 #include "handles.h"
 
 using seer::Args;
+using seer::HandleTable;
 
 namespace {
 
@@ -162,33 +163,6 @@ class BlockedTimer {
  private:
   Group& g_;
   std::chrono::steady_clock::time_point t0_;
-};
-
-// Small integer ids for native objects JS holds (process groups, gradient reducers); freed slots are reused.
-template <typename T>
-class HandleTable {
- public:
-  explicit HandleTable(const char* what) : what_(what) {}
-  int32_t add(std::shared_ptr<T> x) {
-    for (size_t i = 0; i < slots_.size(); ++i)
-      if (!slots_[i]) {
-        slots_[i] = std::move(x);
-        return static_cast<int32_t>(i);
-      }
-    slots_.push_back(std::move(x));
-    return static_cast<int32_t>(slots_.size() - 1);
-  }
-  std::shared_ptr<T> get(int64_t id) {
-    if (!holds(id)) throw std::runtime_error(std::string("use of a destroyed ") + what_ + " (id " + std::to_string(id) + ")");
-    return slots_[id];
-  }
-  // Empties the slot and returns what it held, or null when it was empty (so releasing twice is harmless).
-  std::shared_ptr<T> take(int64_t id) { return holds(id) ? std::move(slots_[id]) : nullptr; }
-
- private:
-  bool holds(int64_t id) const { return id >= 0 && id < static_cast<int64_t>(slots_.size()) && slots_[id]; }
-  const char* what_;
-  std::vector<std::shared_ptr<T>> slots_;
 };
 
 class GroupTable {

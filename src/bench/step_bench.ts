@@ -17,6 +17,10 @@
 // for this arch, method and batch is taken from it. GPU steps are not synchronized one by one (nor are the
 // anchor's): the clock stops after a device synchronize at the end.
 //
+// --cuda-graph (CUDA) also captures seerkit's step as a CUDA graph once its eager rounds are done (after the eager
+// warm-up; tensor/cuda_graph.ts) and times replays of it for as many rounds, its peak memory counted from the
+// capture on: the eager and the graph figures come from the same model in the same process.
+//
 // Rounds alternate the engines (seerkit's timed steps, then one run of the anchor script, ...) and each engine's
 // figure is its best round, which damps a machine shared with other processes. Both run with OpenMP's passive
 // wait policy unless OMP_WAIT_POLICY is set (with the spinning default, a shared machine makes step times swing
@@ -44,6 +48,8 @@ export interface StepBenchOptions {
   precision: "fp32" | "bf16";
   /** Weights and crops channels-last (NHWC). */
   channelsLast: boolean;
+  /** CUDA: also time the step captured once as a CUDA graph and replayed. */
+  cudaGraph?: boolean;
   /** Timed steps per round (after 2 untimed ones, as the anchor). */
   steps: number;
   /** Rounds, alternating engines; the best round counts. */
@@ -71,6 +77,11 @@ export interface StepBenchResult extends Omit<StepBenchOptions, "anchor" | "anch
   pytorch?: EngineTiming;
   /** seerkit images/s ÷ PyTorch images/s (above 1: seerkit is faster). */
   ratio?: number;
+  /** --cuda-graph: seerkit's step replayed from a CUDA graph, and its ratio to PyTorch eager. */
+  seerkitGraph?: EngineTiming;
+  graphRatio?: number;
+  /** --cuda-graph: why there is no graph figure, when there is none. */
+  graphNote?: string;
   /** Why there is no PyTorch number, when there is none. */
   note?: string;
   /** 1-minute load average before the run. */
@@ -93,8 +104,19 @@ function anchorRecipe(device: string): { head: number[]; prototypes: number } {
   return device === "cpu" ? { head: [2048, 128], prototypes: 3000 } : { head: [8192, 8192, 256], prototypes: 16384 };
 }
 
-/** seerkit's step: builds the model once and returns a function that times `steps` steps (ms per step). */
-async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]): Promise<{ time: () => number; engine: string; peakGiB: () => number | undefined; dispose: () => void }> {
+interface Stepper {
+  engine: string;
+  /** Times o.steps eager steps; ms per step. */
+  time: () => number;
+  /** Times o.steps replays of the step captured as a CUDA graph (captured on the first call); ms per step. */
+  timeGraph: () => number;
+  /** The allocator's peak since the start, or since the capture once timeGraph ran (CUDA). */
+  peakGiB: () => number | undefined;
+  dispose: () => void;
+}
+
+/** seerkit's step: builds the model once and returns functions that time steps. */
+async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]): Promise<Stepper> {
   const T = await import("../tensor");
   const { createModel } = await import("../models/registry");
   const { ProjectionHead, SimCLR, SwAV, SwAVPrototypes } = await import("../ssl");
@@ -146,20 +168,32 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
   if (cuda) T.resetCudaPeak(device);
   const warmup = cuda ? 4 : 2; // untimed, as the anchors
   for (let i = 0; i < warmup; i++) step();
+  const timed = (run: () => void): number => {
+    T.cudaSynchronize();
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < o.steps; i++) run();
+    T.cudaSynchronize();
+    return Number(process.hrtime.bigint() - t) / 1e6 / o.steps;
+  };
+  let graph: import("../tensor").CudaGraph | undefined;
   return {
     engine: `seerkit (libtorch ${T.torchVersion()}, ${device}${autocast ? ", bf16 autocast" : ""}${o.channelsLast ? ", channels-last" : ""})`,
-    time: () => {
-      T.cudaSynchronize();
-      const t = process.hrtime.bigint();
-      for (let i = 0; i < o.steps; i++) step();
-      T.cudaSynchronize();
-      return Number(process.hrtime.bigint() - t) / 1e6 / o.steps;
+    time: () => timed(step),
+    timeGraph: () => {
+      if (graph === undefined) {
+        T.resetCudaPeak(device);
+        graph = T.CudaGraph.capture(device, step); // records one step; the warm-up above made every buffer it needs
+        graph.replay(); // the first replay uploads the graph
+      }
+      const g = graph;
+      return timed(() => g.replay());
     },
     peakGiB: () => {
       const peak = cuda ? T.cudaMemory(device).peak : NaN;
       return Number.isNaN(peak) ? undefined : peak / 2 ** 30; // NaN: a build without the CUDA headers
     },
     dispose: () => {
+      graph?.dispose();
       for (const t of inputs) t.dispose();
       opt.dispose();
       model.dispose();
@@ -210,6 +244,7 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
   }
   if (o.method === "simclr" && (crops.length !== 1 || crops[0]!.count !== 2)) throw new UsageError(`--crops: SimCLR takes two views of one size (e.g. 2x64), got ${o.crops}`);
   if (o.method === "swav" && crops[0]!.count < 2) throw new UsageError(`--crops: SwAV needs 2 large crops first, got ${o.crops}`);
+  if (o.cudaGraph && o.device === "cpu") throw new UsageError("--cuda-graph: CUDA graphs need a CUDA device (--device cuda:0)");
 
   const cpu = o.device === "cpu";
   let note: string | undefined;
@@ -224,9 +259,12 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
   const ours = await seerkitStepper(o, crops);
   const oursMs: number[] = [];
   const anchorMs: number[] = [];
+  const graphMs: number[] = [];
   let anchorEngine = "pytorch-eager";
   let anchorPeak: number | undefined;
   let oursPeak: number | undefined;
+  let graphPeak: number | undefined;
+  let graphNote: string | undefined;
   try {
     for (let r = 0; r < o.rounds; r++) {
       oursMs.push(ours.time());
@@ -238,6 +276,14 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
       }
     }
     oursPeak = ours.peakGiB();
+    if (o.cudaGraph) {
+      try {
+        for (let r = 0; r < o.rounds; r++) graphMs.push(ours.timeGraph());
+        graphPeak = ours.peakGiB();
+      } catch (e) {
+        graphNote = `the CUDA graph failed: ${(e as Error).message}`; // the eager figures stand
+      }
+    }
   } finally {
     ours.dispose();
   }
@@ -260,9 +306,12 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
     precision: o.precision, channelsLast: o.channelsLast,
     steps: o.steps, rounds: o.rounds, seerkit: timing(ours.engine, oursMs, oursPeak), loadAverage,
   };
+  if (o.cudaGraph && graphNote === undefined) result.seerkitGraph = timing(`${ours.engine}, CUDA graph`, graphMs, graphPeak);
+  if (graphNote !== undefined) result.graphNote = graphNote;
   if (note === undefined) {
     result.pytorch = timing(`${anchorEngine} (torchvision ${o.arch}, ${o.anchorLog ?? o.anchor})`, anchorMs, anchorPeak);
     result.ratio = result.seerkit.images_per_s / result.pytorch.images_per_s;
+    if (result.seerkitGraph) result.graphRatio = result.seerkitGraph.images_per_s / result.pytorch.images_per_s;
   } else result.note = note;
   return result;
 }
@@ -280,9 +329,11 @@ export function formatStepBench(r: StepBenchResult): string {
     `${what}: ${r.arch}, batch ${r.batch}, crops ${r.crops}, ${r.threads} threads, ${r.device}; best of ${r.rounds} rounds of ${r.steps} steps (load average ${r.loadAverage.toFixed(2)})`,
     row("seerkit", r.seerkit),
   ];
+  if (r.seerkitGraph) lines.push(row("seerkit graph", r.seerkitGraph));
+  if (r.graphNote !== undefined) lines.push(`  (no CUDA graph figure: ${r.graphNote})`);
   if (r.pytorch) {
     lines.push(row("pytorch eager", r.pytorch));
-    lines.push(`  ratio (seerkit / pytorch images/s): ${r.ratio!.toFixed(3)}`);
+    lines.push(`  ratio (seerkit / pytorch images/s): ${r.ratio!.toFixed(3)}${r.graphRatio !== undefined ? `; with the CUDA graph ${r.graphRatio.toFixed(3)}` : ""}`);
   } else lines.push(`  (no PyTorch number: ${r.note})`);
   return lines.join("\n");
 }
@@ -301,6 +352,7 @@ export const STEP_BENCH_FLAGS: Record<string, FlagSpec> = {
   anchor: { type: "string", help: "the PyTorch anchor script (default <repo>/../shared/anchors/pytorch_cpu_step.py, or pytorch_gpu_step.py on CUDA)" },
   "anchor-log": { type: "string", help: "CUDA: a saved output of pytorch_gpu_step.py, read instead of running it" },
   python: { type: "string", help: "python with torch and torchvision for the anchor (default /usr/bin/python3 on the CPU, python3 on CUDA)" },
+  "cuda-graph": { type: "boolean", help: "CUDA: also time the step captured as a CUDA graph and replayed" },
   json: { type: "boolean", help: "print JSON" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -325,7 +377,7 @@ export async function stepBenchCommand(argv: string[]): Promise<number> {
     process.env.OMP_WAIT_POLICY ??= "PASSIVE"; // before libtorch loads (see the header)
     const r = await runStepBench({
       arch: flags.arch as string, method, batch: flags.batch as number, crops: flags.crops as string, threads: flags.threads as number,
-      device, precision, channelsLast: layout === "nhwc", steps: flags.steps as number, rounds: flags.rounds as number,
+      device, precision, channelsLast: layout === "nhwc", cudaGraph: flags["cuda-graph"] === true, steps: flags.steps as number, rounds: flags.rounds as number,
       anchor: (flags.anchor as string | undefined) ?? defaultAnchorPath(device), anchorLog: flags["anchor-log"] as string | undefined,
       python: (flags.python as string | undefined) ?? (cpu ? "/usr/bin/python3" : "python3"),
     });

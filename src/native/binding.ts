@@ -32,6 +32,11 @@ export interface TorchBinding {
   cudaMemory(device: number): [number, number];
   setCudaBackendFlags(cudnnBenchmark: boolean, allowTf32: boolean): void;
   cudaResetPeak(device: number): void;
+  cudaGraphBegin(device: number): number;
+  cudaGraphEnd(graph: number): void;
+  cudaGraphAbort(graph: number): void;
+  cudaGraphReplay(graph: number): void;
+  cudaGraphRelease(graph: number): void;
 
   // metadata
   shape(t: T): number[];

@@ -5,3 +5,4 @@ export * from "./creation";
 export * from "./scope";
 export * from "./grad";
 export * from "./runtime";
+export * from "./cuda_graph";

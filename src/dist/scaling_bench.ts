@@ -2,8 +2,8 @@
 // 1 thread (each with batch/N, gradients averaged with GradientAllReducer over Gloo on loopback). Reports the time
 // per step and the strong-scaling efficiency: speedup / N = T(1 process) / (N · T(N processes)).
 //
-//   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--sync-bn] [--pin]
-//   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 10] [--warmup 3] [--set key=value ...] [--pin]
+//   node dist/src/dist/scaling_bench.js [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--rounds 3] [--sync-bn] [--pin]
+//   node dist/src/dist/scaling_bench.js --pretrain swav-cifar-tiny [--nproc 2] [--batch 64] [--steps 20] [--warmup 3] [--rounds 3] [--set key=value ...] [--pin]
 //   node dist/src/dist/scaling_bench.js --latency [--nproc 2]
 //
 // The first form trains a small CNN with plain cross-entropy (the engine: GradientAllReducer over Gloo). The second
@@ -15,6 +15,11 @@
 // float64 values (a SyncBatchNorm statistics vector of 64 channels; Gloo's all-gather on the calling thread), the
 // same in float16 (which goes through c10d's worker threads, as large tensors do), and a SyncBatchNorm layer's
 // forward and backward (two collectives and the normalization itself).
+//
+// A third configuration is the control: N independent processes, each on batch/N, with no process group and no
+// exchange. Its time per step is the best any data-parallel implementation can reach on this machine (cores that
+// slow each other down, shared caches and memory bandwidth, a hypervisor's vCPUs), so "of the ceiling" =
+// T(N independent) / T(N processes) is the share of the ideal that distribution itself keeps.
 //
 // Each configuration runs in fresh worker processes started by spawnLocalWorkers; a worker prints one
 // "BENCH {json}" line with its per-step times.
@@ -54,7 +59,12 @@ export interface ScalingBenchOptions {
   set?: string[];
   /** Run each configuration on as many CPUs as it has processes (CPUs 0..N-1; default false: all CPUs). */
   pin?: boolean;
+  /** Rounds of the three configurations, interleaved (default 3); each figure is the median over the rounds. */
+  rounds?: number;
 }
+
+/** What a worker runs: the bench's options, and whether it is one of the independent control's processes. */
+type WorkerOptions = Required<ScalingBenchOptions> & { independent?: boolean };
 
 interface WorkerReport {
   rank: number;
@@ -73,6 +83,7 @@ export interface ScalingBenchResult {
   model: string;
   nproc: number;
   batch: number;
+  /** Each figure is the median over the rounds of its configuration's median ms per step. */
   /** Median ms per step: one process on the whole batch. */
   singleMs: number;
   /** CPU ms per step (user + system, summed over the processes) of the two configurations: their difference is work
@@ -81,6 +92,12 @@ export interface ScalingBenchResult {
   distCpuMs: number;
   /** Median ms per step with nproc processes (the slowest rank each step). */
   distMs: number;
+  /** Median ms per step of nproc independent processes on batch/nproc each (the slowest each step): the ceiling. */
+  independentMs: number;
+  /** singleMs / (nproc · independentMs): the efficiency this machine allows without any exchange. */
+  ceiling: number;
+  /** independentMs / distMs: the share of that ceiling the distributed run keeps. */
+  ofCeiling: number;
   /**
    * Median ms per step blocked in collectives (small CNN: GradientAllReducer.synchronize(); trainer: every
    * collective) on the rank that waited least, i.e. mostly the exchange itself; the others also wait for it.
@@ -90,6 +107,9 @@ export interface ScalingBenchResult {
   collectives: number;
   speedup: number;
   efficiency: number;
+  /** Each round's efficiency and share of the ceiling (their spread shows the machine's noise). */
+  roundsEfficiency: number[];
+  roundsOfCeiling: number[];
   cpus: number;
   /** Whether each configuration was bound to as many CPUs as it has processes. */
   pinned: boolean;
@@ -133,34 +153,39 @@ const median = (xs: number[]): number => {
 };
 
 /** One worker: trains on its slice of the batch and prints its step times (run via spawnLocalWorkers). */
-async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
+async function worker(o: WorkerOptions): Promise<void> {
   if (o.pin) bindToWorldCpus();
   setNumThreads(1);
-  const { pg } = initProcessGroupFromEnv({ timeoutMs: 120_000 });
+  const pg = o.independent ? undefined : initProcessGroupFromEnv({ timeoutMs: 120_000 }).pg;
+  const rank = Number(process.env.RANK ?? "0");
+  const world = Number(process.env.WORLD_SIZE ?? "1");
   manualSeed(0);
   const net = benchCnn();
-  if (o.syncBn) convertSyncBatchNorm(net, pg);
-  broadcastModule(net, pg);
-  const reducer = new GradientAllReducer(net, pg);
+  let reducer: GradientAllReducer | undefined;
+  if (pg) {
+    if (o.syncBn) convertSyncBatchNorm(net, pg);
+    broadcastModule(net, pg);
+    reducer = new GradientAllReducer(net, pg);
+  }
   const opt = new SGD(net.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 });
-  const local = o.batch / pg.worldSize;
-  manualSeed(1 + pg.rank);
+  const local = o.batch / world;
+  manualSeed(1 + rank);
   const x = keep(randn([local, 3, o.imageSize, o.imageSize]));
   const y = keep(randint(0, 10, [local]));
-  const report: WorkerReport = { rank: pg.rank, stepMs: [], syncMs: [], cpuMsPerStep: 0 };
+  const report: WorkerReport = { rank, stepMs: [], syncMs: [], cpuMsPerStep: 0 };
   let cpu0 = process.cpuUsage();
   for (let step = 0; step < o.warmup + o.steps; step++) {
     if (step === o.warmup) cpu0 = process.cpuUsage();
-    pg.barrier(); // every rank starts the step together
+    if (step === o.warmup) pg?.barrier(); // the timed steps start together; then the all-reduce paces the ranks, as in training
     const t0 = performance.now();
     let sync = 0;
     tidy(() => {
       opt.zeroGrad();
       const loss = F.crossEntropy(net.forward(x), y);
-      reducer.prepare();
+      reducer?.prepare();
       loss.backward();
       const s0 = performance.now();
-      reducer.synchronize();
+      reducer?.synchronize();
       sync = performance.now() - s0;
       opt.step();
     });
@@ -171,9 +196,9 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
   }
   report.cpuMsPerStep = cpuMs(cpu0) / o.steps;
   console.log(`BENCH ${JSON.stringify(report)}`);
-  reducer.dispose();
-  pg.barrier();
-  pg.destroy();
+  reducer?.dispose();
+  pg?.barrier();
+  pg?.destroy();
 }
 
 /**
@@ -181,20 +206,24 @@ async function worker(o: Required<ScalingBenchOptions>): Promise<void> {
  * per process, the kNN monitor and intermediate checkpoints off; reports each iteration's time and how long the
  * rank was blocked in collectives during it.
  */
-async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string): Promise<void> {
+async function pretrainWorker(o: WorkerOptions, outDir: string): Promise<void> {
   if (o.pin) bindToWorldCpus();
   const { presetConfig } = await import("../train/presets");
   const { pretrain } = await import("../train/trainer");
   const { applyOverrides } = await import("../config/overrides");
   const nproc = Number(process.env.WORLD_SIZE ?? "1");
+  const rank = Number(process.env.RANK ?? "0");
+  // Independent: a single-process run on this rank's share of the batch, in its own folder (the trainer joins a
+  // group only when the launcher's variables say so).
+  if (o.independent) for (const k of ["RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"]) delete process.env[k];
   const config = applyOverrides(presetConfig(o.pretrain), [
-    `data.batchSize=${o.batch}`, `schedule.iterations=${o.warmup + o.steps}`, "optim.warmupIters=1", "knn.enabled=false",
-    "run.checkpointEvery=0", "run.logEvery=1000", `run.threads=${nproc}`, "data.workers=0", ...o.set,
+    `data.batchSize=${o.independent ? o.batch / nproc : o.batch}`, `schedule.iterations=${o.warmup + o.steps}`, "optim.warmupIters=1", "knn.enabled=false",
+    "run.checkpointEvery=0", "run.logEvery=1000", `run.threads=${o.independent ? 1 : nproc}`, "data.workers=0", ...o.set,
   ]);
-  const report: WorkerReport = { rank: Number(process.env.RANK ?? "0"), stepMs: [], syncMs: [], cpuMsPerStep: 0 };
+  const report: WorkerReport = { rank, stepMs: [], syncMs: [], cpuMsPerStep: 0 };
   let cpu0 = process.cpuUsage();
   await pretrain({
-    config, outDir, progress: false, handleSignals: false, log: () => {},
+    config, outDir: o.independent ? path.join(outDir, `rank-${rank}`) : outDir, progress: false, handleSignals: false, log: () => {},
     hooks: {
       afterIteration: (it, ms, blocked) => {
         // CPU from the end of the last warm-up iteration to the end of the last one (data loading included).
@@ -210,7 +239,15 @@ async function pretrainWorker(o: Required<ScalingBenchOptions>, outDir: string):
   console.log(`BENCH ${JSON.stringify(report)}`);
 }
 
-async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promise<{ stepMs: number; syncMs: number; cpuMs: number; collectives: number }> {
+/** One configuration's run: medians over its timed steps (see WorkerReport). */
+interface ConfigTiming {
+  stepMs: number;
+  syncMs: number;
+  cpuMs: number;
+  collectives: number;
+}
+
+async function runConfig(nproc: number, o: WorkerOptions): Promise<ConfigTiming> {
   const reports: WorkerReport[] = [];
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), "seerkit-scaling-"));
   let r;
@@ -225,7 +262,7 @@ async function runConfig(nproc: number, o: Required<ScalingBenchOptions>): Promi
   } finally {
     fs.rmSync(outDir, { recursive: true, force: true });
   }
-  if (!r.ok) throw new Error(`scaling bench with ${nproc} process(es) failed: ${r.message}\n${r.output.flat().join("\n")}`);
+  if (!r.ok) throw new Error(`scaling bench with ${nproc}${o.independent ? " independent" : ""} process(es) failed: ${r.message}\n${r.output.flat().join("\n")}`);
   // Per step, the slowest rank sets the pace; the least time blocked is the rank that arrived last.
   const perStep = (key: "stepMs" | "syncMs", pick: (...xs: number[]) => number): number[] =>
     reports[0]![key].map((_, i) => pick(...reports.map((w) => w[key][i]!)));
@@ -241,20 +278,31 @@ export async function runScalingBench(opts: ScalingBenchOptions = {}): Promise<S
   const o: Required<ScalingBenchOptions> = {
     nproc: opts.nproc ?? 2, batch: opts.batch ?? 64, steps: opts.steps ?? 20, warmup: opts.warmup ?? 3,
     imageSize: opts.imageSize ?? 32, syncBn: opts.syncBn ?? false, pretrain: opts.pretrain ?? "", set: opts.set ?? [],
-    pin: opts.pin ?? false,
+    pin: opts.pin ?? false, rounds: opts.rounds ?? 3,
   };
+  if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new RangeError(`scaling bench: --rounds must be a positive integer, got ${o.rounds}`);
   if (o.batch % o.nproc !== 0) throw new RangeError(`scaling bench: batch ${o.batch} does not split over ${o.nproc} processes`);
   const cpus = os.availableParallelism?.() ?? os.cpus().length;
   if (o.pin && o.nproc > cpus) throw new RangeError(`scaling bench: --pin runs ${o.nproc} processes on ${o.nproc} CPUs, but this machine has ${cpus}`);
   const loadBefore = os.loadavg()[0]!;
-  const single = await runConfig(1, o);
-  const dist = await runConfig(o.nproc, o);
+  // Rounds interleave the three configurations, so that a slow spell of a shared machine hits all of them.
+  const rounds: { single: ConfigTiming; dist: ConfigTiming; independent: ConfigTiming }[] = [];
+  for (let r = 0; r < o.rounds; r++) {
+    rounds.push({ single: await runConfig(1, o), dist: await runConfig(o.nproc, o), independent: await runConfig(o.nproc, { ...o, independent: true }) });
+  }
   const loadAfter = os.loadavg()[0]!;
-  const speedup = single.stepMs / dist.stepMs;
+  const mid = (config: "single" | "dist" | "independent", key: keyof ConfigTiming): number => median(rounds.map((r) => r[config][key]));
+  const [singleMs, distMs, independentMs] = [mid("single", "stepMs"), mid("dist", "stepMs"), mid("independent", "stepMs")];
+  const speedup = singleMs / distMs;
   return {
-    model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch, singleMs: single.stepMs, distMs: dist.stepMs, syncMs: dist.syncMs, collectives: dist.collectives,
-    singleCpuMs: single.cpuMs, distCpuMs: dist.cpuMs,
-    speedup, efficiency: speedup / o.nproc, pinned: o.pin, cpus, loadBefore, loadAfter,
+    model: o.pretrain === "" ? "small CNN" : `${o.pretrain}${o.set.length ? ` ${o.set.join(" ")}` : ""} (trainer iteration)`, nproc: o.nproc, batch: o.batch,
+    singleMs, distMs, independentMs, ceiling: singleMs / (o.nproc * independentMs), ofCeiling: independentMs / distMs,
+    syncMs: mid("dist", "syncMs"), collectives: rounds[0]!.dist.collectives,
+    singleCpuMs: mid("single", "cpuMs"), distCpuMs: mid("dist", "cpuMs"),
+    speedup, efficiency: speedup / o.nproc,
+    roundsEfficiency: rounds.map((r) => r.single.stepMs / (o.nproc * r.dist.stepMs)),
+    roundsOfCeiling: rounds.map((r) => r.independent.stepMs / r.dist.stepMs),
+    pinned: o.pin, cpus, loadBefore, loadAfter,
   };
 }
 
@@ -288,6 +336,7 @@ function parseFlags(argv: string[]): ScalingBenchOptions {
     else if (flag === "--batch") o.batch = v;
     else if (flag === "--steps") o.steps = v;
     else if (flag === "--warmup") o.warmup = v;
+    else if (flag === "--rounds") o.rounds = v;
     else if (flag === "--image-size") o.imageSize = v;
     else throw new Error(`scaling bench: unknown flag ${flag}`);
   }
@@ -342,9 +391,9 @@ if (require.main === module) {
             if (!r.ok) throw new Error(`latency bench failed: ${r.message}`);
           })
       : argv[0] === "--worker"
-      ? (JSON.parse(argv[1]!) as Required<ScalingBenchOptions>).pretrain
-        ? pretrainWorker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>, argv[2]!)
-        : worker(JSON.parse(argv[1]!) as Required<ScalingBenchOptions>)
+      ? (JSON.parse(argv[1]!) as WorkerOptions).pretrain
+        ? pretrainWorker(JSON.parse(argv[1]!) as WorkerOptions, argv[2]!)
+        : worker(JSON.parse(argv[1]!) as WorkerOptions)
       : runScalingBench(parseFlags(argv)).then((r) => {
           console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process${r.pinned ? `, bound to ${r.nproc} CPU(s) / 1 CPU` : ""}; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
           console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step, CPU ${r.singleCpuMs.toFixed(1)} ms/step`);
@@ -353,7 +402,10 @@ if (require.main === module) {
               (r.model === "small CNN" ? ` (of which gradient all-reduce ${r.syncMs.toFixed(1)} ms)` : ` (of which blocked in ${r.collectives} collectives ${r.syncMs.toFixed(1)} ms on the rank that waited least)`) +
               `, CPU ${r.distCpuMs.toFixed(1)} ms/step (all processes)`,
           );
-          console.log(`  speedup ${r.speedup.toFixed(2)}x, scaling efficiency ${(100 * r.efficiency).toFixed(0)}%`);
+          console.log(`  ${r.nproc} independent     ${r.independentMs.toFixed(1)} ms/step (no exchange: the ceiling, ${(100 * r.ceiling).toFixed(0)}%)`);
+          console.log(`  speedup ${r.speedup.toFixed(2)}x, scaling efficiency ${(100 * r.efficiency).toFixed(0)}% (${(100 * r.ofCeiling).toFixed(0)}% of the ceiling)`);
+          const pct = (xs: number[]): string => xs.map((x) => `${(100 * x).toFixed(0)}%`).join(" ");
+          console.log(`  rounds: efficiency ${pct(r.roundsEfficiency)}; of the ceiling ${pct(r.roundsOfCeiling)}`);
           console.log(`JSON ${JSON.stringify(r)}`);
         });
   run.catch((e: Error) => {

@@ -19,13 +19,7 @@
 // they throw, naming what this build lacks.
 #include "handles.h"
 
-#ifndef SEERKIT_WITH_CUDA
-#define SEERKIT_WITH_CUDA 0
-#endif
-#ifndef SEERKIT_WITH_CUDA_HEADERS
-#define SEERKIT_WITH_CUDA_HEADERS 0
-#endif
-#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_CUDA_RUNTIME
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -33,7 +27,7 @@
 
 namespace seer {
 
-#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_CUDA_RUNTIME
 
 namespace {
 

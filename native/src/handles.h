@@ -21,6 +21,17 @@
 #include <string>
 #include <vector>
 
+// Build flags, passed by binding.gyp from find_libtorch.js (0 when compiled without them). c10/cuda, for the caching
+// allocator's statistics and CUDA graphs, needs both a CUDA libtorch and the CUDA runtime's headers
+// (cuda_runtime_api.h); everything else CUDA goes through ATen's CUDA hooks, which need neither.
+#ifndef SEERKIT_WITH_CUDA
+#define SEERKIT_WITH_CUDA 0
+#endif
+#ifndef SEERKIT_WITH_CUDA_HEADERS
+#define SEERKIT_WITH_CUDA_HEADERS 0
+#endif
+#define SEERKIT_CUDA_RUNTIME (SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS)
+
 namespace seer {
 
 // ---- handle table ------------------------------------------------------------------------------------------

@@ -15,12 +15,7 @@
 #define SEERKIT_SOURCE_HASH "unknown"
 #endif
 
-// The CUDA caching allocator's statistics need the CUDA runtime's headers (c10/cuda includes cuda_runtime_api.h);
-// find_libtorch.js says whether it found them. Everything else CUDA goes through ATen's CUDA hooks, which need none.
-#ifndef SEERKIT_WITH_CUDA_HEADERS
-#define SEERKIT_WITH_CUDA_HEADERS 0
-#endif
-#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_CUDA_RUNTIME  // the caching allocator's statistics (see handles.h)
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
@@ -104,7 +99,7 @@ SEER_FN(setCudaBackendFlags) {
 
 // Starts a new peak for cudaMemory (torch.cuda.reset_peak_memory_stats); no-op without CUDA.
 SEER_FN(cudaResetPeak) {
-#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_CUDA_RUNTIME
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<int>(a.i64(0)));
 #endif
   return seer::undef(a.env);
@@ -113,10 +108,10 @@ SEER_FN(cudaResetPeak) {
 // [allocated, peakAllocated] bytes on a CUDA device; zeros without CUDA; -1 when this build cannot read them.
 SEER_FN(cudaMemory) {
   double cur = 0, peak = 0;
-#if SEERKIT_WITH_CUDA && !SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_WITH_CUDA && !SEERKIT_CUDA_RUNTIME
   cur = peak = -1;
 #endif
-#if SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS
+#if SEERKIT_CUDA_RUNTIME
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<int>(a.i64(0)));
   cur = static_cast<double>(stats.allocated_bytes[0].current);
   peak = static_cast<double>(stats.allocated_bytes[0].peak);

@@ -208,6 +208,7 @@ describe("seer pretrain --nproc 2: faults", () => {
     const resumedAt = Number(/resume +from .*checkpoint-(\d+) /.exec(rerun.output)?.[1]);
     assert.ok(resumedAt >= last && resumedAt <= last + 3, `resumed at ${resumedAt}; the kill came after step ${killedAfter}:\n${rerun.output}`);
     assert.match(rerun.output, /done +12 iterations \(resumed at \d+\)/);
+    assert.match(rerun.output, /note: each of the \d+ synchronized BatchNorm layers waits on 2 collectives .*dist\.syncBnGroupSize=1/, "CPU processes with SyncBN are told its cost");
 
     // Resuming in 2 processes is exact: the same files as a run that was never interrupted.
     const whole = path.join(dir, "whole");

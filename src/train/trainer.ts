@@ -609,6 +609,14 @@ class PretrainRun {
             `${dp.syncBnLayers} BatchNorm layers synchronized over ${dp.syncBnGroup === world ? "all ranks" : `groups of ${dp.syncBnGroup}`}; ` +
             `gradients all-reduced in ${dp.reducer.buckets.length} bucket${dp.reducer.buckets.length > 1 ? "s" : ""} during backward`,
         );
+        if (device === "cpu" && dp.syncBnLayers > 0) {
+          // Measured (BENCHMARKS.md, distributed): SyncBN took 2 CPU processes from 60% scaling efficiency to 42%,
+          // slower than 1 process; SEER synchronizes BatchNorm between GPUs.
+          log(
+            `note: each of the ${dp.syncBnLayers} synchronized BatchNorm layers waits on 2 collectives per iteration, which between CPU processes ` +
+              "can cost more than the processes gain; dist.syncBnGroupSize=1 keeps BatchNorm per process",
+          );
+        }
       }
       return new PretrainRun(startedAt, o, config, outDir, crops, loader, totalSteps, method, optimizer, lrs, manager, metrics, dp, device);
     } catch (e) {

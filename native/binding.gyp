@@ -12,6 +12,7 @@
         "SEERKIT_SOURCE_HASH=\"<!(node source_hash.js)\"",
         "SEERKIT_WITH_CUDA=<!(node find_libtorch.js cuda)",
         "SEERKIT_WITH_CUDA_HEADERS=<!(node find_libtorch.js cudaheaders)",
+        "SEERKIT_TORCH_CUDA_VERSION=<!(node find_libtorch.js cudaversion)",
         "SEERKIT_WITH_GLOO=<!(node find_libtorch.js gloo)",
         "SEERKIT_GLOO_DIRECT=<!(node find_libtorch.js gloodirect)",
         "SEERKIT_WITH_NCCL=<!(node find_libtorch.js nccl)"

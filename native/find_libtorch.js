@@ -5,7 +5,7 @@
 //   3. the system                        Debian's libtorch-dev (/usr/include, multiarch lib dir)
 // SEERKIT_GLOO=0 / SEERKIT_NCCL=0 build without the Gloo / NCCL process groups (for a libtorch whose c10d headers
 // do not compile here; collectives then fail at run time with a message saying so).
-// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|cudaheaders|gloo|gloodirect|nccl`;
+// Prints one field for binding.gyp: `node find_libtorch.js include|libdir|libs|abi|std|cuda|cudaheaders|cudaversion|gloo|gloodirect|nccl`;
 // no field: all, as JSON. `gloo` / `nccl` say whether native/src/dist.cc can bind c10d's ProcessGroupGloo /
 // ProcessGroupNCCL (their headers are present next to libtorch's); `include` then also lists the folder that holds
 // nccl.h. `gloodirect`: whether Gloo's own collectives are exported for dist.cc's calling-thread all-reduce.
@@ -47,7 +47,7 @@ function askPython(python) {
   const script =
     "import torch, os, json; from torch.utils import cpp_extension as ce;" +
     "print(json.dumps({'include': ce.include_paths(), 'libdir': os.path.join(os.path.dirname(torch.__file__), 'lib')," +
-    " 'abi': int(torch._C._GLIBCXX_USE_CXX11_ABI), 'version': torch.__version__}))";
+    " 'abi': int(torch._C._GLIBCXX_USE_CXX11_ABI), 'version': torch.__version__, 'cuda': torch.version.cuda}))";
   let out;
   try {
     out = execFileSync(python, ["-c", script], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -55,7 +55,7 @@ function askPython(python) {
     throw new Error(`LIBTORCH_USE_PYTORCH=1 but '${python} -c "import torch"' failed: ${String(e.stderr || e.message).trim()}`);
   }
   const info = JSON.parse(out.trim().split("\n").pop());
-  return { include: info.include, libdir: info.libdir, abi: info.abi, origin: `pytorch ${info.version} via ${python}`, pyVersion: info.version };
+  return { include: info.include, libdir: info.libdir, abi: info.abi, origin: `pytorch ${info.version} via ${python}`, pyVersion: info.version, pyCuda: info.cuda };
 }
 
 function fromSystem() {
@@ -139,17 +139,21 @@ function hasGlooDirect(info) {
   }
 }
 
-// The CUDA runtime's headers (cuda_runtime_api.h), for the caching allocator's statistics in runtime.cc and for
-// nccl.h: a CUDA toolkit, or pip's nvidia-* wheels next to torch (CUDA 13: nvidia/cu13/include; CUDA 12: one folder
-// per library, nvidia/cuda_runtime/include). SEERKIT_CUDA_HEADERS=0 builds without them (no memory statistics).
+// The CUDA runtime's headers (cuda_runtime_api.h), for c10/cuda (the caching allocator's statistics, CUDA graphs)
+// and nccl.h: pip's nvidia-* wheels next to torch first, since they are the CUDA version torch was built with (CUDA
+// 13: nvidia/cu13/include; CUDA 12: one folder per library, nvidia/cuda_runtime/include), else a CUDA toolkit. Some
+// of libtorch's classes (CUDAGraph) change layout with CUDA_VERSION, so other headers must be the same version:
+// `cudaversion` gives python's torch.version.cuda as CUDA_VERSION writes it (12.8 -> 12080; 0 when unknown), and
+// cuda_graph.cc refuses to compile against headers of another version. SEERKIT_CUDA_HEADERS=0 builds without them
+// (no memory statistics, no CUDA graphs).
 function cudaInclude(info) {
   if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) || process.env.SEERKIT_CUDA_HEADERS === "0") return undefined;
   const nvidia = path.join(info.libdir, "..", "..", "nvidia");
   const wheelDirs = fs.existsSync(nvidia) ? fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, "include")) : [];
   const candidates = [
+    ...wheelDirs,
     ...["CUDA_HOME", "CUDA_PATH"].filter((k) => process.env[k]).map((k) => path.join(process.env[k], "include")),
     "/usr/local/cuda/include",
-    ...wheelDirs,
     "/usr/include",
   ];
   return candidates.find((d) => fs.existsSync(path.join(d, "cuda_runtime_api.h")));
@@ -171,6 +175,11 @@ function ncclInclude(info) {
   return candidates.find((d) => fs.existsSync(path.join(d, "nccl.h")));
 }
 
+function cudaVersion(info) {
+  const m = /^(\d+)\.(\d+)/.exec(info.pyCuda || "");
+  return m ? Number(m[1]) * 1000 + Number(m[2]) * 10 : 0;
+}
+
 const info = locate();
 const cuda = cudaInclude(info);
 if (cuda !== undefined && !info.include.includes(cuda)) info.include.push(cuda);
@@ -187,4 +196,5 @@ else if (field === "gloo") console.log(hasGloo(info) ? 1 : 0);
 else if (field === "gloodirect") console.log(hasGlooDirect(info) ? 1 : 0);
 else if (field === "nccl") console.log(nccl !== undefined ? 1 : 0);
 else if (field === "cudaheaders") console.log(cuda !== undefined ? 1 : 0);
-else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), glooDirect: hasGlooDirect(info), nccl: nccl !== undefined, cudaHeaders: cuda !== undefined }, null, 2));
+else if (field === "cudaversion") console.log(cudaVersion(info));
+else console.log(JSON.stringify({ ...info, version: version(info), std: cxxStd(info), libs: libs(info), gloo: hasGloo(info), glooDirect: hasGlooDirect(info), nccl: nccl !== undefined, cudaHeaders: cuda !== undefined, cudaVersion: cudaVersion(info) }, null, 2));

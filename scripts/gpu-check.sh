@@ -145,7 +145,7 @@ build_direct() {
   local incs=(-I"$node_root/include/node"); for d in $(node native/find_libtorch.js include); do incs+=(-I"$d"); done
   local defs=(-DNAPI_VERSION=8 -DNODE_GYP_MODULE_NAME=seerkit -DBUILDING_NODE_EXTENSION -D_GLIBCXX_USE_CXX11_ABI="$abi"
     -DSEERKIT_SOURCE_HASH="\"$(node native/source_hash.js)\""
-    -DSEERKIT_WITH_CUDA="$(node native/find_libtorch.js cuda)" -DSEERKIT_WITH_CUDA_HEADERS="$(node native/find_libtorch.js cudaheaders)"
+    -DSEERKIT_WITH_CUDA="$(node native/find_libtorch.js cuda)" -DSEERKIT_WITH_CUDA_HEADERS="$(node native/find_libtorch.js cudaheaders)" -DSEERKIT_TORCH_CUDA_VERSION="$(node native/find_libtorch.js cudaversion)"
     -DSEERKIT_WITH_GLOO="$(node native/find_libtorch.js gloo)" -DSEERKIT_GLOO_DIRECT="$(node native/find_libtorch.js gloodirect)"
     -DSEERKIT_WITH_NCCL="$(node native/find_libtorch.js nccl)")
   mkdir -p native/build/direct native/build/Release

@@ -7,25 +7,52 @@
 // copies to the CPU), and the memory it allocated stays reserved for the graph (its private pool) until the graph is
 // released.
 //
-//   cudaGraphBegin(device) -> id     a side stream becomes current on that device and capture starts on it (the
-//                                    default stream cannot be captured); work queued before is waited for first
+//   cudaGraphOpen(device) -> id     the device's capture stream (one per device, reused) becomes current, after
+//                                    the work queued so far; warm-up steps run here eagerly, as PyTorch's recipe
+//                                    asks (library workspaces get made on this stream, outside any graph)
+//   cudaGraphBegin(id)               the device is synchronized and its cached free memory released, then capture
+//                                    starts (the default stream cannot be captured)
 //   cudaGraphEnd(id)                 capture ends, the previous stream is current again; the graph is instantiated
-//   cudaGraphAbort(id)               a step that threw while being captured: capture ends, whatever was recorded is
-//                                    dropped, the previous stream is current again, the id is freed
+//   cudaGraphAbort(id)               for a step that threw: see abortCapture()
 //   cudaGraphReplay(id)              one replay on the current stream (asynchronous, as every kernel)
 //   cudaGraphRelease(id)             frees the graph and its pool (idempotent)
+//
+// While a capture runs, seerkit's own host reads of CUDA tensors (item(), toBytes, cross-device copies,
+// cudaSynchronize) throw before they reach CUDA (refuseDuringCapture): the capture stays valid and can be ended
+// cleanly. A synchronizing op inside libtorch itself still invalidates it; CUDAGraph::capture_end then throws before
+// it ends the allocator's capture (read in PyTorch 2.11's CUDAGraph.cpp), which leaves the allocator in capture
+// mode and pointing at the graph, so the graph is parked and later captures in this process are refused.
 //
 // Builds without CUDA (or without the CUDA runtime's headers, which c10/cuda needs) export the same functions;
 // they throw, naming what this build lacks.
 #include "handles.h"
 
+#include <atomic>
+#include <map>
+
 #if SEERKIT_CUDA_RUNTIME
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+// CUDAGraph's members depend on CUDA_VERSION: headers of another CUDA than libtorch's would give it another layout.
+#if SEERKIT_TORCH_CUDA_VERSION && defined(CUDA_VERSION) && CUDA_VERSION / 10 != SEERKIT_TORCH_CUDA_VERSION / 10
+#error "the CUDA runtime headers found are not the CUDA version libtorch was built with (see find_libtorch.js cudaversion)"
+#endif
 #endif
 
 namespace seer {
+
+std::atomic<int>& capturesUnderway() {
+  static std::atomic<int> n{0};
+  return n;
+}
+
+void refuseDuringCapture(const char* what) {
+  if (capturesUnderway().load() > 0)
+    throw std::runtime_error(std::string(what) + " waits for the GPU on the host, which a CUDA graph capture cannot record: do it before CudaGraph.capture() or after replay()");
+}
 
 #if SEERKIT_CUDA_RUNTIME
 
@@ -33,8 +60,10 @@ namespace {
 
 struct Graph {
   at::cuda::CUDAGraph graph;
-  // While capturing: the side stream made current (and the device with it); resetting it restores both.
-  c10::optional<c10::cuda::CUDAStreamGuard> capturing;
+  c10::DeviceIndex device = 0;
+  // From open to end: the capture stream made current (and the device with it); resetting it restores both.
+  c10::optional<c10::cuda::CUDAStreamGuard> onCaptureStream;
+  bool capturing = false;
   bool captured = false;
 };
 
@@ -43,53 +72,91 @@ HandleTable<Graph>& graphs() {
   return *t;
 }
 
-// Ends a capture that went wrong and drops what it recorded. capture_end() also returns the allocator's capture
-// pool to normal use; it throws when the capture was invalidated (a host sync inside the step), which is expected.
-void abortCapture(Graph& g) {
-  if (!g.capturing) return;
-  try {
-    g.graph.capture_end();
-  } catch (const std::exception&) {
+// Why captures are refused in this process (empty: they are not), and the graphs kept alive for it.
+std::string& brokenReason() {
+  static auto* s = new std::string();
+  return *s;
+}
+std::vector<std::shared_ptr<Graph>>& parked() {
+  static auto* v = new std::vector<std::shared_ptr<Graph>>();
+  return *v;
+}
+
+// One capture stream per device, as torch.cuda.graph's default: library workspaces (cuBLAS keeps one per handle
+// and stream) are then made once, during warm-up, not again inside every graph's pool.
+c10::cuda::CUDAStream captureStream(c10::DeviceIndex device) {
+  static auto* streams = new std::map<c10::DeviceIndex, c10::cuda::CUDAStream>();
+  auto it = streams->find(device);
+  if (it == streams->end()) it = streams->emplace(device, c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device)).first;
+  return it->second;
+}
+
+void synchronizeDevice(c10::DeviceIndex device) { at::detail::getCUDAHooks().deviceSynchronize(device); }
+
+// Ends a capture whose step threw. A valid capture (the step threw in JavaScript, or a host read was refused) ends
+// normally and is dropped. An invalidated one (a synchronizing op inside libtorch) makes capture_end throw; the
+// allocator may still refer to the graph then, so it is parked rather than destroyed, and captures are refused.
+void abortCapture(const std::shared_ptr<Graph>& g) {
+  if (g->capturing) {
+    g->capturing = false;
+    capturesUnderway().fetch_sub(1);
+    try {
+      g->graph.capture_end();
+      g->graph.reset();
+    } catch (const std::exception& e) {
+      brokenReason() = std::string("an earlier capture was invalidated inside libtorch (") + e.what() +
+                       "), which leaves libtorch's allocator in capture mode: start a new process";
+      parked().push_back(g);
+    }
   }
-  g.capturing.reset();
-  g.graph.reset();
+  g->onCaptureStream.reset();
 }
 
 }  // namespace
 
-SEER_FN(cudaGraphBegin) {
-  const auto device = static_cast<c10::DeviceIndex>(a.i64(0));
+SEER_FN(cudaGraphOpen) {
+  if (!brokenReason().empty()) throw std::runtime_error("CUDA graphs: " + brokenReason());
   auto g = std::make_shared<Graph>();
-  // What the step reads (its inputs' copies, the warm-up's writes) must be done before the capture stream starts.
-  c10::cuda::getCurrentCUDAStream(device).synchronize();
-  g->capturing.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device));
-  try {
-    g->graph.capture_begin();
-  } catch (...) {
-    g->capturing.reset();
-    throw;
-  }
+  g->device = a.i64(0) < 0 ? c10::cuda::current_device() : static_cast<c10::DeviceIndex>(a.i64(0));
+  synchronizeDevice(g->device);  // what the step reads (inputs, earlier steps) is in place before the stream changes
+  g->onCaptureStream.emplace(captureStream(g->device));
   return seer::num(a.env, graphs().add(std::move(g)));
+}
+
+SEER_FN(cudaGraphBegin) {
+  auto g = graphs().get(a.i64(0));
+  if (!g->onCaptureStream || g->capturing || g->captured) throw std::runtime_error("cudaGraphBegin: this graph was not just opened");
+  synchronizeDevice(g->device);  // the warm-up is done
+  // Cached free blocks of the ordinary pool cannot be released for the graph once capture runs (torch.cuda.graph
+  // empties the cache first too).
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  g->graph.capture_begin();
+  g->capturing = true;
+  capturesUnderway().fetch_add(1);
+  return seer::undef(a.env);
 }
 
 SEER_FN(cudaGraphEnd) {
   auto g = graphs().get(a.i64(0));
   if (!g->capturing) throw std::runtime_error("cudaGraphEnd: this graph is not capturing");
+  g->capturing = false;
+  capturesUnderway().fetch_sub(1);
   try {
     g->graph.capture_end();
-  } catch (...) {
-    g->capturing.reset();
-    g->graph.reset();
+  } catch (const std::exception& e) {
+    brokenReason() = std::string("a capture failed to end (") + e.what() + "), which leaves libtorch's allocator in capture mode: start a new process";
+    parked().push_back(g);
+    g->onCaptureStream.reset();
     graphs().take(a.i64(0));
     throw;
   }
-  g->capturing.reset();
+  g->onCaptureStream.reset();
   g->captured = true;
   return seer::undef(a.env);
 }
 
 SEER_FN(cudaGraphAbort) {
-  if (auto g = graphs().take(a.i64(0))) abortCapture(*g);
+  if (auto g = graphs().take(a.i64(0))) abortCapture(g);
   return seer::undef(a.env);
 }
 
@@ -101,7 +168,7 @@ SEER_FN(cudaGraphReplay) {
 }
 
 SEER_FN(cudaGraphRelease) {
-  if (auto g = graphs().take(a.i64(0))) abortCapture(*g);  // the graph's destructor frees it and its pool
+  if (auto g = graphs().take(a.i64(0))) abortCapture(g);  // then the graph's destructor frees it and its pool
   return seer::undef(a.env);
 }
 
@@ -112,6 +179,7 @@ SEER_FN(cudaGraphRelease) {
                                ? "CUDA graphs: this addon was built without the CUDA runtime's headers (cuda_runtime_api.h; see native/find_libtorch.js cudaheaders)"
                                : "CUDA graphs: this libtorch has no CUDA");
 }
+SEER_FN(cudaGraphOpen) { noGraphs(); }
 SEER_FN(cudaGraphBegin) { noGraphs(); }
 SEER_FN(cudaGraphEnd) { noGraphs(); }
 SEER_FN(cudaGraphAbort) { return seer::undef(a.env); }

@@ -15,6 +15,7 @@
 #include <c10/util/Optional.h>  // c10::optional: ATen no longer includes it in 2.x
 #include <node_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -31,6 +32,9 @@
 #define SEERKIT_WITH_CUDA_HEADERS 0
 #endif
 #define SEERKIT_CUDA_RUNTIME (SEERKIT_WITH_CUDA && SEERKIT_WITH_CUDA_HEADERS)
+#ifndef SEERKIT_TORCH_CUDA_VERSION
+#define SEERKIT_TORCH_CUDA_VERSION 0  // libtorch's CUDA as CUDA_VERSION writes it (12.8 -> 12080), 0 when unknown
+#endif
 
 namespace seer {
 
@@ -65,6 +69,11 @@ class TensorTable {
 };
 
 TensorTable& table();
+
+// CUDA graph captures running now (cuda_graph.cc), and the check seerkit's host reads of CUDA tensors make first:
+// it throws, naming `what`, while one runs.
+std::atomic<int>& capturesUnderway();
+void refuseDuringCapture(const char* what);
 
 // Small integer ids for native objects JS holds (process groups, gradient reducers, CUDA graphs); freed slots are
 // reused.

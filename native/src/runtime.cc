@@ -73,6 +73,7 @@ SEER_FN(setAutocastCuda) {
 }
 
 SEER_FN(cudaSynchronize) {
+  seer::refuseDuringCapture("cudaSynchronize()");
   auto& hooks = at::detail::getCUDAHooks();
   for (int i = 0; i < hooks.getNumGPUs(); i++) hooks.deviceSynchronize(i);
   return seer::undef(a.env);
@@ -162,11 +163,13 @@ SEER_FN(fromBytes) {
                                 c10::str(t.sizes()) + " of " + c10::toString(dtype) + " needs " + std::to_string(need));
   if (need) std::memcpy(t.data_ptr(), data, need);
   auto dev = a.device(3);
+  if (!dev.is_cpu()) seer::refuseDuringCapture("creating a CUDA tensor from JavaScript data");
   return seer::wrap(a.env, dev.is_cpu() ? t : t.to(dev));
 }
 
 // toBytes(t): a new ArrayBuffer holding t's elements in row-major order (one copy; moves off the GPU first).
 SEER_FN(toBytes) {
+  if (a.t(0).is_cuda()) seer::refuseDuringCapture("reading a CUDA tensor's values (toArray, toBytes)");
   at::Tensor t = a.t(0).detach().to(at::kCPU).contiguous();
   size_t n = t.numel() * t.element_size();
   void* dst;
@@ -177,7 +180,10 @@ SEER_FN(toBytes) {
 }
 
 // item(t): a one-element tensor's value as a double (a device sync point on CUDA).
-SEER_FN(item) { return seer::num(a.env, a.t(0).item<double>()); }
+SEER_FN(item) {
+  if (a.t(0).is_cuda()) seer::refuseDuringCapture("item() of a CUDA tensor");
+  return seer::num(a.env, a.t(0).item<double>());
+}
 
 // ---- autograd --------------------------------------------------------------------------------------------------
 

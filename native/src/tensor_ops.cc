@@ -30,7 +30,15 @@ SEER_OP(randnLike, at::randn_like(a.t(0)))
 // ---- conversion and copies ------------------------------------------------------------------------------------
 
 SEER_OP(toDtype, a.t(0).to(a.dtype(1)))
-SEER_OP(toDevice, a.t(0).to(a.device(1), /*non_blocking=*/a.b(2)))
+// A copy between the CPU and a GPU waits on the host unless it is a non-blocking upload from page-locked memory.
+SEER_FN(toDevice) {
+  const at::Tensor& t = a.t(0);
+  const at::Device dev = a.device(1);
+  const bool nonBlocking = a.b(2);
+  if (seer::capturesUnderway().load() > 0 && t.device() != dev && !(t.is_cpu() && nonBlocking && t.is_pinned()))
+    seer::refuseDuringCapture("a copy between devices");
+  return seer::wrap(a.env, t.to(dev, nonBlocking));
+}
 SEER_OP(pinMemory, a.t(0).pin_memory())
 SEER_OP(contiguous, a.t(0).contiguous())
 SEER_OP(channelsLast, a.t(0).contiguous(at::MemoryFormat::ChannelsLast))

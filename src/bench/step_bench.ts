@@ -17,9 +17,9 @@
 // for this arch, method and batch is taken from it. GPU steps are not synchronized one by one (nor are the
 // anchor's): the clock stops after a device synchronize at the end.
 //
-// --cuda-graph (CUDA) also captures seerkit's step as a CUDA graph once its eager rounds are done (after the eager
-// warm-up; tensor/cuda_graph.ts) and times replays of it for as many rounds, its peak memory counted from the
-// capture on: the eager and the graph figures come from the same model in the same process.
+// --cuda-graph (CUDA) also captures seerkit's step as a CUDA graph once its eager rounds are done (after one more
+// eager step on the capture stream; tensor/cuda_graph.ts) and times replays of it for as many rounds, its peak
+// memory counted from the capture on: the eager and the graph figures come from the same model in one process.
 //
 // Rounds alternate the engines (seerkit's timed steps, then one run of the anchor script, ...) and each engine's
 // figure is its best round, which damps a machine shared with other processes. Both run with OpenMP's passive
@@ -182,7 +182,7 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
     timeGraph: () => {
       if (graph === undefined) {
         T.resetCudaPeak(device);
-        graph = T.CudaGraph.capture(device, step); // records one step; the warm-up above made every buffer it needs
+        graph = T.CudaGraph.capture(device, step); // one warm-up step on the capture stream, then records one step
         graph.replay(); // the first replay uploads the graph
       }
       const g = graph;

@@ -32,7 +32,8 @@ export interface TorchBinding {
   cudaMemory(device: number): [number, number];
   setCudaBackendFlags(cudnnBenchmark: boolean, allowTf32: boolean): void;
   cudaResetPeak(device: number): void;
-  cudaGraphBegin(device: number): number;
+  cudaGraphOpen(device: number): number;
+  cudaGraphBegin(graph: number): void;
   cudaGraphEnd(graph: number): void;
   cudaGraphAbort(graph: number): void;
   cudaGraphReplay(graph: number): void;

@@ -183,6 +183,11 @@ function cudaVersion(info) {
 const info = locate();
 const cuda = cudaInclude(info);
 if (cuda !== undefined && !info.include.includes(cuda)) info.include.push(cuda);
+// From the wheels: every nvidia/*/include, so that headers split over wheels (cuda.h, cuBLAS, ...) are found too.
+if (cuda !== undefined && path.basename(path.dirname(path.dirname(cuda))) === "nvidia") {
+  const nvidia = path.dirname(path.dirname(cuda));
+  for (const d of fs.readdirSync(nvidia).map((x) => path.join(nvidia, x, "include"))) if (fs.existsSync(d) && !info.include.includes(d)) info.include.push(d);
+}
 const nccl = cuda === undefined && fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? undefined : ncclInclude(info); // nccl.h includes cuda_runtime.h
 if (nccl !== undefined && !info.include.includes(nccl)) info.include.push(nccl);
 const field = process.argv[2];

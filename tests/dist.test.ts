@@ -16,6 +16,7 @@ import { disposeTensors, loadSafetensors } from "../src/io/safetensors";
 import { F } from "../src/nn";
 import { cat, full, memory, noGrad, randn, tidy, zeros } from "../src/tensor";
 import { assertClose } from "./helpers/assert";
+import { runScalingBench } from "../src/dist/scaling_bench";
 import { buildTinyCnn, makeBatch, train } from "./helpers/dist_model";
 
 const WORKER = path.join(__dirname, "helpers", "dist_worker.js");
@@ -315,4 +316,19 @@ test("the launcher stops the other workers when one dies and names the failed ra
   assert.equal(r.exits[1]!.signal, "SIGKILL");
   assert.equal(r.exits[0]!.stopped, true);
   assert.ok(lines.some((l) => l === "1: step 2"), lines.join("\n"));
+});
+
+test("the scaling bench times 1 process, 2 processes and the no-exchange control, and refuses bad options", async () => {
+  // A functional check of the benchmark's three configurations (times are not asserted: BENCHMARKS.md has them).
+  const r = await runScalingBench({ steps: 2, warmup: 1, rounds: 1, batch: 8 });
+  assert.equal(r.model, "small CNN");
+  for (const [what, ms] of [["1 process", r.singleMs], ["2 processes", r.distMs], ["2 independent", r.independentMs]] as const) {
+    assert.ok(Number.isFinite(ms) && ms > 0, `${what}: ${ms} ms/step`);
+  }
+  assert.equal(r.roundsEfficiency.length, 1);
+  assert.ok(r.ceiling > 0 && r.ofCeiling > 0 && r.efficiency > 0);
+  assert.equal(r.collectives, 0);
+  await assert.rejects(runScalingBench({ batch: 7 }), /batch 7 does not split over 2 processes/);
+  await assert.rejects(runScalingBench({ rounds: 0 }), /--rounds must be a positive integer/);
+  await assert.rejects(runScalingBench({ pin: true, nproc: os.cpus().length + 1, batch: 8 * (os.cpus().length + 1) }), /--pin runs \d+ processes on \d+ CPUs/);
 });

@@ -142,10 +142,10 @@ function hasGlooDirect(info) {
 // The CUDA runtime's headers (cuda_runtime_api.h), for c10/cuda (the caching allocator's statistics, CUDA graphs)
 // and nccl.h: pip's nvidia-* wheels next to torch first, since they are the CUDA version torch was built with (CUDA
 // 13: nvidia/cu13/include; CUDA 12: one folder per library, nvidia/cuda_runtime/include), else a CUDA toolkit. Some
-// of libtorch's classes (CUDAGraph) change layout with CUDA_VERSION, so other headers must be the same version:
+// of libtorch's classes (CUDAGraph) change layout with CUDA_VERSION, so headers of torch's version are taken first:
 // `cudaversion` gives python's torch.version.cuda as CUDA_VERSION writes it (12.8 -> 12080; 0 when unknown), and
-// cuda_graph.cc refuses to compile against headers of another version. SEERKIT_CUDA_HEADERS=0 builds without them
-// (no memory statistics, no CUDA graphs).
+// cuda_graph.cc leaves CUDA graphs out when the headers found are of another version. SEERKIT_CUDA_HEADERS=0 builds
+// without them (no memory statistics, no CUDA graphs).
 function cudaInclude(info) {
   if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) || process.env.SEERKIT_CUDA_HEADERS === "0") return undefined;
   const nvidia = path.join(info.libdir, "..", "..", "nvidia");
@@ -156,7 +156,15 @@ function cudaInclude(info) {
     "/usr/local/cuda/include",
     "/usr/include",
   ];
-  return candidates.find((d) => fs.existsSync(path.join(d, "cuda_runtime_api.h")));
+  const found = candidates.filter((d) => fs.existsSync(path.join(d, "cuda_runtime_api.h")));
+  const want = Math.floor(cudaVersion(info) / 10);
+  return found.find((d) => Math.floor(cudartVersion(d) / 10) === want) ?? found[0];
+}
+
+// CUDART_VERSION of a folder's cuda_runtime_api.h (12080 for 12.8), or -1.
+function cudartVersion(dir) {
+  const m = /#define\s+CUDART_VERSION\s+(\d+)/.exec(fs.readFileSync(path.join(dir, "cuda_runtime_api.h"), "utf8"));
+  return m ? Number(m[1]) : -1;
 }
 
 // ProcessGroupNCCL needs a CUDA build, its header, and nccl.h. pip's torch takes nccl.h from the nvidia-nccl wheel
@@ -184,8 +192,9 @@ const info = locate();
 const cuda = cudaInclude(info);
 if (cuda !== undefined && !info.include.includes(cuda)) info.include.push(cuda);
 // From the wheels: every nvidia/*/include, so that headers split over wheels (cuda.h, cuBLAS, ...) are found too.
-if (cuda !== undefined && path.basename(path.dirname(path.dirname(cuda))) === "nvidia") {
-  const nvidia = path.dirname(path.dirname(cuda));
+const wheels = path.join(info.libdir, "..", "..", "nvidia");
+if (cuda !== undefined && path.dirname(path.dirname(cuda)) === wheels) {
+  const nvidia = wheels;
   for (const d of fs.readdirSync(nvidia).map((x) => path.join(nvidia, x, "include"))) if (fs.existsSync(d) && !info.include.includes(d)) info.include.push(d);
 }
 const nccl = cuda === undefined && fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? undefined : ncclInclude(info); // nccl.h includes cuda_runtime.h

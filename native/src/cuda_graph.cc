@@ -31,15 +31,22 @@
 #include <map>
 
 #if SEERKIT_CUDA_RUNTIME
+#include <c10/cuda/CUDAFunctions.h>  // CUDA_VERSION, of the headers this build found
+// CUDAGraph's members depend on CUDA_VERSION: against headers of another CUDA than libtorch's it would have another
+// layout, so graphs are left out then (find_libtorch.js prefers the matching headers).
+#if SEERKIT_TORCH_CUDA_VERSION == 0 || CUDA_VERSION / 10 == SEERKIT_TORCH_CUDA_VERSION / 10
+#define SEERKIT_CUDA_GRAPHS 1
+#endif
+#endif
+#ifndef SEERKIT_CUDA_GRAPHS
+#define SEERKIT_CUDA_GRAPHS 0
+#endif
+#if SEERKIT_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-// CUDAGraph's members depend on CUDA_VERSION: headers of another CUDA than libtorch's would give it another layout.
-#if SEERKIT_TORCH_CUDA_VERSION && defined(CUDA_VERSION) && CUDA_VERSION / 10 != SEERKIT_TORCH_CUDA_VERSION / 10
-#error "the CUDA runtime headers found are not the CUDA version libtorch was built with (see find_libtorch.js cudaversion)"
-#endif
 #endif
 
 namespace seer {
@@ -54,7 +61,7 @@ void refuseDuringCapture(const char* what) {
     throw std::runtime_error(std::string(what) + " waits for the GPU on the host, which a CUDA graph capture cannot record: do it before CudaGraph.capture() or after replay()");
 }
 
-#if SEERKIT_CUDA_RUNTIME
+#if SEERKIT_CUDA_GRAPHS
 
 namespace {
 
@@ -97,6 +104,7 @@ void synchronizeDevice(c10::DeviceIndex device) { at::detail::getCUDAHooks().dev
 // normally and is dropped. An invalidated one (a synchronizing op inside libtorch) makes capture_end throw; the
 // allocator may still refer to the graph then, so it is parked rather than destroyed, and captures are refused.
 void abortCapture(const std::shared_ptr<Graph>& g) {
+  if (!g->capturing && !g->captured && g->onCaptureStream) synchronizeDevice(g->device);  // the warm-up's kernels
   if (g->capturing) {
     g->capturing = false;
     capturesUnderway().fetch_sub(1);
@@ -115,6 +123,7 @@ void abortCapture(const std::shared_ptr<Graph>& g) {
 }  // namespace
 
 SEER_FN(cudaGraphOpen) {
+  seer::refuseDuringCapture("CudaGraph.capture");  // no nested captures: opening synchronizes the device
   if (!brokenReason().empty()) throw std::runtime_error("CUDA graphs: " + brokenReason());
   auto g = std::make_shared<Graph>();
   g->device = a.i64(0) < 0 ? c10::cuda::current_device() : static_cast<c10::DeviceIndex>(a.i64(0));
@@ -130,7 +139,14 @@ SEER_FN(cudaGraphBegin) {
   // Cached free blocks of the ordinary pool cannot be released for the graph once capture runs (torch.cuda.graph
   // empties the cache first too).
   c10::cuda::CUDACachingAllocator::emptyCache();
-  g->graph.capture_begin();
+  try {
+    g->graph.capture_begin();
+  } catch (const std::exception& e) {
+    // It may have routed the allocator to the graph's pool before failing: the allocator can refer to it.
+    brokenReason() = std::string("a capture failed to begin (") + e.what() + "), which can leave libtorch's allocator in capture mode: start a new process";
+    parked().push_back(g);
+    throw;
+  }
   g->capturing = true;
   capturesUnderway().fetch_add(1);
   return seer::undef(a.env);
@@ -175,9 +191,14 @@ SEER_FN(cudaGraphRelease) {
 #else
 
 [[noreturn]] static void noGraphs() {
-  throw std::runtime_error(SEERKIT_WITH_CUDA
-                               ? "CUDA graphs: this addon was built without the CUDA runtime's headers (cuda_runtime_api.h; see native/find_libtorch.js cudaheaders)"
-                               : "CUDA graphs: this libtorch has no CUDA");
+#if SEERKIT_CUDA_RUNTIME
+  throw std::runtime_error("CUDA graphs: this addon was built against the headers of CUDA " + std::to_string(CUDA_VERSION) + ", but libtorch uses CUDA " +
+                           std::to_string(SEERKIT_TORCH_CUDA_VERSION) + " (CUDAGraph's layout differs); put the matching headers first (CUDA_HOME, or pip's nvidia wheels)");
+#elif SEERKIT_WITH_CUDA
+  throw std::runtime_error("CUDA graphs: this addon was built without the CUDA runtime's headers (cuda_runtime_api.h; see native/find_libtorch.js cudaheaders)");
+#else
+  throw std::runtime_error("CUDA graphs: this libtorch has no CUDA");
+#endif
 }
 SEER_FN(cudaGraphOpen) { noGraphs(); }
 SEER_FN(cudaGraphBegin) { noGraphs(); }

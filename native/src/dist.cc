@@ -277,6 +277,7 @@ std::string rollCall(Group& g, std::vector<int>& suspects) {
 }
 
 void checkUsable(Group& g, const std::string& op) {
+  seer::refuseDuringCapture((op + ", a collective,").c_str());  // waits on the host (cuda_graph.cc)
   std::lock_guard<std::mutex> lock(g.mu);
   if (g.broken)
     throw std::runtime_error(op + " refused on " + describe(g) + ": the group is broken since an earlier failure (" +
@@ -873,12 +874,16 @@ SEER_FN(distReducerNew) {
 
 // distReducerArm(id): the next backward starts buckets as they become ready.
 SEER_FN(distReducerArm) {
+  seer::refuseDuringCapture("the gradient all-reduce");
   reducers().get(a.i64(0))->arm();
   return seer::undef(a.env);
 }
 
 // distReducerFinish(id) -> buckets started during backward; starts the others, waits for all, writes the averages.
-SEER_FN(distReducerFinish) { return seer::num(a.env, static_cast<double>(reducers().get(a.i64(0))->finish())); }
+SEER_FN(distReducerFinish) {
+  seer::refuseDuringCapture("the gradient all-reduce");
+  return seer::num(a.env, static_cast<double>(reducers().get(a.i64(0))->finish()));
+}
 
 SEER_FN(distReducerDestroy) {
   auto r = reducers().take(a.i64(0));

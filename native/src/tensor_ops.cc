@@ -35,7 +35,9 @@ SEER_FN(toDevice) {
   const at::Tensor& t = a.t(0);
   const at::Device dev = a.device(1);
   const bool nonBlocking = a.b(2);
-  if (seer::capturesUnderway().load() > 0 && t.device() != dev && !(t.is_cpu() && nonBlocking && t.is_pinned()))
+  // "cuda" without an index is the current GPU: no copy for a tensor already there.
+  const bool moves = t.device().type() != dev.type() || (dev.has_index() && t.device().index() != dev.index());
+  if (seer::capturesUnderway().load() > 0 && moves && !(t.is_cpu() && nonBlocking && t.is_pinned()))
     seer::refuseDuringCapture("a copy between devices");
   return seer::wrap(a.env, t.to(dev, nonBlocking));
 }
@@ -65,7 +67,10 @@ SEER_OP(indexSelect, a.t(0).index_select(a.i64(1), a.t(2)))
 SEER_OP(gather, a.t(0).gather(a.i64(1), a.t(2)))
 SEER_OP(scatter, a.t(0).scatter(a.i64(1), a.t(2), a.t(3)))
 SEER_OP(maskedFill, a.t(0).masked_fill(a.t(1), a.s(2)))
-SEER_OP(maskedSelect, a.t(0).masked_select(a.t(1)))
+SEER_FN(maskedSelect) {
+  if (a.t(0).is_cuda()) seer::refuseDuringCapture("maskedSelect (its output size)");
+  return seer::wrap(a.env, a.t(0).masked_select(a.t(1)));
+}
 SEER_OP(where, at::where(a.t(0), a.t(1), a.t(2)))
 SEER_OP(flip, a.t(0).flip(a.ints(1)))
 SEER_OP(roll, a.t(0).roll(a.ints(1), a.ints(2)))

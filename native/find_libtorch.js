@@ -148,10 +148,8 @@ function hasGlooDirect(info) {
 // without them (no memory statistics, no CUDA graphs).
 function cudaInclude(info) {
   if (!fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) || process.env.SEERKIT_CUDA_HEADERS === "0") return undefined;
-  const nvidia = path.join(info.libdir, "..", "..", "nvidia");
-  const wheelDirs = fs.existsSync(nvidia) ? fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, "include")) : [];
   const candidates = [
-    ...wheelDirs,
+    ...wheelIncludeDirs(info),
     ...["CUDA_HOME", "CUDA_PATH"].filter((k) => process.env[k]).map((k) => path.join(process.env[k], "include")),
     "/usr/local/cuda/include",
     "/usr/include",
@@ -159,6 +157,13 @@ function cudaInclude(info) {
   const found = candidates.filter((d) => fs.existsSync(path.join(d, "cuda_runtime_api.h")));
   const want = Math.floor(cudaVersion(info) / 10);
   return found.find((d) => Math.floor(cudartVersion(d) / 10) === want) ?? found[0];
+}
+
+// The include folders of pip's nvidia-* wheels next to torch (site-packages/nvidia/*/include).
+function wheelIncludeDirs(info) {
+  const nvidia = path.join(info.libdir, "..", "..", "nvidia");
+  if (!fs.existsSync(nvidia)) return [];
+  return fs.readdirSync(nvidia).map((d) => path.join(nvidia, d, "include")).filter((d) => fs.existsSync(d));
 }
 
 // CUDART_VERSION of a folder's cuda_runtime_api.h (12080 for 12.8), or -1.
@@ -192,11 +197,8 @@ const info = locate();
 const cuda = cudaInclude(info);
 if (cuda !== undefined && !info.include.includes(cuda)) info.include.push(cuda);
 // From the wheels: every nvidia/*/include, so that headers split over wheels (cuda.h, cuBLAS, ...) are found too.
-const wheels = path.join(info.libdir, "..", "..", "nvidia");
-if (cuda !== undefined && path.dirname(path.dirname(cuda)) === wheels) {
-  const nvidia = wheels;
-  for (const d of fs.readdirSync(nvidia).map((x) => path.join(nvidia, x, "include"))) if (fs.existsSync(d) && !info.include.includes(d)) info.include.push(d);
-}
+const wheelDirs = wheelIncludeDirs(info);
+if (cuda !== undefined && wheelDirs.includes(cuda)) for (const d of wheelDirs) if (!info.include.includes(d)) info.include.push(d);
 const nccl = cuda === undefined && fs.existsSync(path.join(info.libdir, "libtorch_cuda.so")) ? undefined : ncclInclude(info); // nccl.h includes cuda_runtime.h
 if (nccl !== undefined && !info.include.includes(nccl)) info.include.push(nccl);
 const field = process.argv[2];

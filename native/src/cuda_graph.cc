@@ -100,6 +100,13 @@ c10::cuda::CUDAStream captureStream(c10::DeviceIndex device) {
 
 void synchronizeDevice(c10::DeviceIndex device) { at::detail::getCUDAHooks().deviceSynchronize(device); }
 
+// A capture failed inside libtorch (to begin, or to end): the allocator may still route to the graph's pool and
+// refer to the graph, so the graph is kept alive and later captures in this process are refused with the reason.
+void park(const std::shared_ptr<Graph>& g, const std::string& what, const std::exception& e) {
+  brokenReason() = what + " (" + e.what() + "), which can leave libtorch's allocator in capture mode: start a new process";
+  parked().push_back(g);
+}
+
 // Ends a capture whose step threw. A valid capture (the step threw in JavaScript, or a host read was refused) ends
 // normally and is dropped. An invalidated one (a synchronizing op inside libtorch) makes capture_end throw; the
 // allocator may still refer to the graph then, so it is parked rather than destroyed, and captures are refused.
@@ -112,9 +119,7 @@ void abortCapture(const std::shared_ptr<Graph>& g) {
       g->graph.capture_end();
       g->graph.reset();
     } catch (const std::exception& e) {
-      brokenReason() = std::string("an earlier capture was invalidated inside libtorch (") + e.what() +
-                       "), which leaves libtorch's allocator in capture mode: start a new process";
-      parked().push_back(g);
+      park(g, "an earlier capture was invalidated inside libtorch", e);
     }
   }
   g->onCaptureStream.reset();
@@ -142,9 +147,7 @@ SEER_FN(cudaGraphBegin) {
   try {
     g->graph.capture_begin();
   } catch (const std::exception& e) {
-    // It may have routed the allocator to the graph's pool before failing: the allocator can refer to it.
-    brokenReason() = std::string("a capture failed to begin (") + e.what() + "), which can leave libtorch's allocator in capture mode: start a new process";
-    parked().push_back(g);
+    park(g, "a capture failed to begin", e);  // it may have routed the allocator to the graph's pool first
     throw;
   }
   g->capturing = true;
@@ -160,8 +163,7 @@ SEER_FN(cudaGraphEnd) {
   try {
     g->graph.capture_end();
   } catch (const std::exception& e) {
-    brokenReason() = std::string("a capture failed to end (") + e.what() + "), which leaves libtorch's allocator in capture mode: start a new process";
-    parked().push_back(g);
+    park(g, "a capture failed to end", e);
     g->onCaptureStream.reset();
     graphs().take(a.i64(0));
     throw;

@@ -16,8 +16,8 @@
 // same in float16 (which goes through c10d's worker threads, as large tensors do), and a SyncBatchNorm layer's
 // forward and backward (two collectives and the normalization itself).
 //
-// A third configuration is the control: N independent processes, each on batch/N, with no process group and no
-// exchange. Its time per step is the best any data-parallel implementation can reach on this machine (cores that
+// Besides 1 process and N processes, the first two forms run a control: N independent processes, each on batch/N,
+// with no process group and no exchange. Its time per step is the best any data-parallel implementation can reach on this machine (cores that
 // slow each other down, shared caches and memory bandwidth, a hypervisor's vCPUs), so "of the ceiling" =
 // T(N independent) / T(N processes) is the share of the ideal that distribution itself keeps.
 //

@@ -739,16 +739,16 @@ class PretrainRun {
         emptyEpochs = 0;
         using batch = next.value;
         const stepStart = performance.now();
-        const waitedBefore = this.dp && blockedIn(this.dp);
+        const hook = this.o.hooks?.afterIteration;
+        const waitedBefore = hook && this.dp && blockedIn(this.dp); // only for the hook: 4 native calls
         const lr = this.lrs[this.step]!;
         const loss = this.iteration(batch, lr);
         const stepMs = performance.now() - stepStart;
         this.trainMs += stepMs;
-        const waited = this.dp && blockedIn(this.dp);
-        this.o.hooks?.afterIteration?.(
-          this.step - 1, stepMs,
-          waited && waitedBefore && { collectives: waited.collectives - waitedBefore.collectives, blockedMs: waited.blockedMs - waitedBefore.blockedMs },
-        );
+        if (hook) {
+          const waited = this.dp && blockedIn(this.dp);
+          hook(this.step - 1, stepMs, waited && waitedBefore && { collectives: waited.collectives - waitedBefore.collectives, blockedMs: waited.blockedMs - waitedBefore.blockedMs });
+        }
         window.add(B, waitMs);
 
         // Reports, kNN, checkpoints.

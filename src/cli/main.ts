@@ -116,6 +116,29 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  "bench optim": {
+    summary: "the optimizer step alone (SGD, LARC) on a SEER model's parameters, against PyTorch eager, same threads",
+    flags: {
+      arch: { type: "string", help: "trunk whose parameters (plus SEER's head and prototypes) are stepped", default: "regnet_y_8gf" },
+      device: { type: "string", help: "cpu or cuda[:N]", default: "cpu" },
+      threads: { type: "number", help: "intra-op threads, both engines", default: 2 },
+      steps: { type: "number", help: "timed steps per optimizer", default: 5 },
+      rounds: { type: "number", help: "rounds, alternating engines (best of)", default: 3 },
+      tiny: { type: "boolean", help: "one element per tensor: only the per-tensor overhead is timed" },
+      python: { type: "string", help: "python with torch (the baseline)", default: "/usr/bin/python3" },
+      json: { type: "boolean", help: "print JSON" },
+    },
+    async run(flags) {
+      quietOpenMp();
+      const { runOptimBench, formatOptimBench } = require("../bench/optim_bench") as typeof import("../bench/optim_bench");
+      const r = await runOptimBench({
+        arch: flags.arch as string, device: flags.device as string, threads: flags.threads as number, steps: flags.steps as number,
+        rounds: flags.rounds as number, tiny: Boolean(flags.tiny), python: flags.python as string,
+      });
+      console.log(flags.json ? JSON.stringify(r, null, 2) : formatOptimBench(r));
+    },
+  },
+
   "bench backbone": {
     summary: "a supervised training step of a backbone against torchvision in PyTorch eager, same threads",
     flags: {

@@ -65,24 +65,34 @@ test("cuda: a RegNetY-400MF forward and backward equal the CPU's (float32)", { s
   }), "regnet on cuda");
 });
 
-test("cuda: SGD and LARC steps equal the CPU's", { skip }, () => {
+test("cuda: SGD and LARC steps equal the CPU's (multi-tensor kernels on the GPU, ATen's loop on the CPU)", { skip }, () => {
   assertNoLeak(() => tidy(() => {
     manualSeed(1);
-    const p0 = randn([32, 16]);
-    const grads = [randn([32, 16]), randn([32, 16]), randn([32, 16])];
-    const run = (device: "cpu" | typeof DEV): Tensor => {
-      const p = keep(p0.to(device).requiresGrad_(true));
-      const opt = new LARC(new SGD([p], { lr: 0.3, momentum: 0.9, weightDecay: 1e-4 }), { trustCoefficient: 0.001, clip: true });
-      for (const g of grads) {
-        p.grad = g.to(device);
-        opt.step();
-      }
-      opt.dispose();
-      const out = p.detach().cpu();
-      p.dispose();
-      return out;
-    };
-    assertClose(run(DEV), run("cpu"), { atol: 1e-6, rtol: 1e-5, what: "LARC+SGD" });
+    // Several shapes in one bucket, and a zero parameter (LARC skips its trust ratio and weight decay).
+    const shapes = [[32, 16], [16], [8, 4, 3, 3], [5]];
+    const init = shapes.map((s, i) => (i === 3 ? randn(s).mul(0) : randn(s)));
+    const grads = [0, 1, 2].map(() => shapes.map((s) => randn(s)));
+    const configs: [string, (ps: Tensor[]) => import("../src/optim").OptimizerLike][] = [
+      ["SGD nesterov + wd", (ps) => new SGD(ps, { lr: 0.3, momentum: 0.9, nesterov: true, weightDecay: 1e-2 })],
+      ["LARC clip", (ps) => new LARC(new SGD(ps, { lr: 0.3, momentum: 0.9, weightDecay: 1e-4 }), { trustCoefficient: 0.001, clip: true })],
+      ["LARS simclr", (ps) => new LARC(new SGD(ps, { lr: 0.3, momentum: 0.9, weightDecay: 1e-4 }), { style: "simclr", excludeBiasAndNorm: true })],
+    ];
+    for (const [what, build] of configs) {
+      const run = (device: "cpu" | typeof DEV): Tensor[] => {
+        const ps = init.map((t) => keep(t.to(device).requiresGrad_(true)));
+        const opt = build(ps);
+        for (const gs of grads) {
+          ps.forEach((p, i) => (p.grad = gs[i]!.to(device)));
+          opt.step();
+        }
+        opt.dispose();
+        const out = ps.map((p) => p.detach().cpu());
+        for (const p of ps) p.dispose();
+        return out;
+      };
+      const gpu = run(DEV);
+      run("cpu").forEach((want, i) => assertClose(gpu[i]!, want, { atol: 1e-6, rtol: 1e-5, what: `${what}: parameter ${i}` }));
+    }
   }), "optimizers on cuda");
 });
 

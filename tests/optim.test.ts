@@ -329,6 +329,60 @@ describe("parameter groups and validation", () => {
   });
 });
 
+describe("buckets: mixed dtypes and late gradients step as one optimizer per parameter would", () => {
+  // Float64 and float32 parameters in one group make two buckets; "late" has no gradient for the first two steps,
+  // so its momentum buffer is created while the others' already exist. Each run is compared with the same
+  // options applied to every parameter by an optimizer of its own (one-parameter buckets), exactly.
+  const dtypes = ["float64", "float32", "float64", "float32"] as const;
+  const names = ["fc.weight", "fc.bias", "late.weight", "conv.weight"];
+  const shapes = [[4, 3], [3], [5], [2, 2, 3]];
+  const LRS = [0.5, 1, 0.8, 0.3, 0.6];
+  const builds: [string, (ps: Tensor[], ns: string[]) => OptimizerLike<BaseHyperparams>][] = [
+    ["SGD momentum + dampening + wd", (ps) => new SGD(ps, { lr: 0, momentum: 0.9, dampening: 0.1, weightDecay: 1e-2 })],
+    ["SGD nesterov + wd", (ps) => new SGD(ps, { lr: 0, momentum: 0.9, nesterov: true, weightDecay: 1e-2 })],
+    ["LARC (SEER)", (ps, ns) => new LARC(new SGD([{ params: ps, names: ns }], { lr: 0, momentum: 0.9, weightDecay: 1e-3 }))],
+    ["LARC clip, excludeBiasAndNorm", (ps, ns) => new LARC(new SGD([{ params: ps, names: ns }], { lr: 0, momentum: 0.9, weightDecay: 1e-2 }), { clip: true, excludeBiasAndNorm: true, trustCoefficient: 0.02 })],
+    ["LARS simclr style", (ps, ns) => new LARC(new SGD([{ params: ps, names: ns }], { lr: 0, momentum: 0.9, weightDecay: 1e-2 }), { style: "simclr", excludeBiasAndNorm: true })],
+  ];
+
+  function run(build: (ps: Tensor[], ns: string[]) => OptimizerLike<BaseHyperparams>, together: boolean): number[][] {
+    manualSeed(77);
+    const ps = shapes.map((s, i) => randn(s, { dtype: dtypes[i] }).requiresGrad_(true));
+    const targets = shapes.map((s, i) => randn(s, { dtype: dtypes[i] }));
+    const opts = together ? [build(ps, names)] : ps.map((p, i) => build([p], [names[i]!]));
+    LRS.forEach((lr, step) => {
+      for (const o of opts) o.setLr(lr);
+      tidy(() => {
+        let loss: Tensor | undefined;
+        ps.forEach((p, i) => {
+          if (names[i] === "late.weight" && step < 2) return;
+          const term = p.sub(targets[i]!).pow(2).sum().add(p.sin().sum()).to("float64");
+          loss = loss === undefined ? term : loss.add(term);
+        });
+        loss!.backward();
+      });
+      for (const o of opts) {
+        o.step();
+        o.zeroGrad();
+      }
+    });
+    const out = ps.map((p) => p.toArray());
+    for (const o of opts) o.dispose();
+    disposeAll([...ps, ...targets]);
+    return out;
+  }
+
+  for (const [what, build] of builds) {
+    test(what, () => {
+      const before = memory().numTensors;
+      const together = run(build, true);
+      const apart = run(build, false);
+      together.forEach((v, i) => assert.deepEqual(v, apart[i], `${what}: ${names[i]} (${dtypes[i]})`));
+      assert.equal(memory().numTensors, before, "all tensors freed");
+    });
+  }
+});
+
 describe("learning-rate schedules", () => {
   const close = (a: number, b: number, what: string, tol = 1e-12): void => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
 

@@ -1,7 +1,7 @@
 // The tensor layer: creation, data in and out, scopes, errors, and a first check against PyTorch.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { arange, memory, noGrad, randn, manualSeed, tensor, tidy, zeros } from "../src/tensor";
+import { arange, foreach, memory, noGrad, randn, manualSeed, tensor, tidy, zeros } from "../src/tensor";
 import * as F from "../src/nn/functional";
 import { assertClose, assertNoLeak } from "./helpers/assert";
 import { oracleTensor, runOracle } from "./helpers/oracle";
@@ -103,4 +103,47 @@ test("the GC safety net frees a tensor nobody disposed", async () => {
   }
   assert.equal(memory().leakedViaGc, before.leakedViaGc + 1);
   assert.equal(memory().numTensors, before.numTensors);
+});
+
+test("foreach ops equal the same op on each tensor; unbind; bad lists are errors", () => {
+  assertNoLeak(() =>
+    tidy(() => {
+      manualSeed(3);
+      // Mixed shapes and dtypes: ATen loops where its multi-tensor kernels do not apply.
+      const xs = () => [randn([3, 4]), randn([5], { dtype: "float64" }), randn([2, 2, 2])];
+      const a = xs();
+      const b = xs();
+      const s = [tensor(0.5), tensor(-2, { dtype: "float64" }), tensor(3)]; // 0-d factors, one per tensor
+      const same = (got: readonly { toArray(): number[] }[], want: readonly { toArray(): number[] }[], what: string): void =>
+        got.forEach((g, i) => assertClose(g.toArray(), want[i]!.toArray(), { atol: 1e-6, rtol: 1e-6, what: `${what}[${i}]` }));
+
+      same(foreach.norm(a), a.map((t) => t.norm()), "norm");
+      same(foreach.mul(a, 2), a.map((t) => t.mul(2)), "mul number");
+      same(foreach.mul(a, s), a.map((t, i) => t.mul(s[i]!)), "mul list");
+
+      let x = a.map((t) => t.clone());
+      foreach.add_(x, b, -0.25);
+      same(x, a.map((t, i) => t.add(b[i]!, -0.25)), "add_");
+      x = a.map((t) => t.clone());
+      foreach.mul_(x, s);
+      same(x, a.map((t, i) => t.mul(s[i]!)), "mul_ list");
+      x = a.map((t) => t.clone());
+      foreach.mul_(x, 3);
+      same(x, a.map((t) => t.mul(3)), "mul_ number");
+      x = a.map((t) => t.clone());
+      foreach.addScaled_(x, b, s, 2);
+      same(x, a.map((t, i) => t.add(b[i]!.mul(s[i]!).mul(2))), "addScaled_ list");
+      x = a.map((t) => t.clone());
+      foreach.addScaled_(x, b, 0.5, 2);
+      same(x, a.map((t, i) => t.add(b[i]!, 1)), "addScaled_ number");
+
+      const parts = arange(0, 6).reshape(2, 3).unbind(1);
+      assert.deepEqual(parts.map((t) => [t.shape, t.toArray()]), [[[2], [0, 3]], [[2], [1, 4]], [[2], [2, 5]]]);
+      assert.deepEqual(tensor([4, 5]).unbind().map((t) => [t.shape, t.item()]), [[[], 4], [[], 5]]);
+
+      assert.throws(() => foreach.norm([]), /foreach.norm: empty tensor list/);
+      assert.throws(() => foreach.add_(a, b.slice(1)), /foreach.add_: lists of 3 and 2 tensors/);
+      assert.throws(() => foreach.mul_(a, s.slice(0, 1)), /foreach.mul_: lists of 3 and 1 tensors/);
+    }),
+  );
 });

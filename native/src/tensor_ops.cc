@@ -79,6 +79,7 @@ SEER_OP(stack, at::stack(a.tensors(0), a.i64(1)))
 SEER_FN(split) { return seer::wrapList(a.env, a.t(0).split(a.i64(1), a.i64(2))); }
 SEER_FN(splitSizes) { return seer::wrapList(a.env, a.t(0).split_with_sizes(a.ints(1), a.i64(2))); }
 SEER_FN(chunk) { return seer::wrapList(a.env, a.t(0).chunk(a.i64(1), a.i64(2))); }
+SEER_FN(unbind) { return seer::wrapList(a.env, a.t(0).unbind(a.i64(1))); }
 SEER_OP(tril, a.t(0).tril(a.i64(1)))
 SEER_OP(triu, a.t(0).triu(a.i64(1)))
 SEER_OP(diagonal, a.t(0).diagonal(a.i64(1), a.i64(2), a.i64(3)))
@@ -211,3 +212,16 @@ SEER_INPLACE(lerp_, a.t(0).lerp_(a.t(1), a.d(2)))
 SEER_INPLACE(clamp_, a.t(0).clamp_(a.optScalar(1), a.optScalar(2)))
 SEER_INPLACE(sqrt_, a.t(0).sqrt_())
 SEER_INPLACE(relu_, a.t(0).relu_())
+
+// ---- multi-tensor (ATen's _foreach_* ops) -----------------------------------------------------------------------
+// One call over lists of tensors, as torch.optim's foreach implementations use: on CUDA, tensors of one device and
+// dtype whose shapes match pairwise go through a few multi-tensor kernels instead of a kernel each; otherwise ATen
+// loops over the tensors in C++ (one N-API crossing for the list either way). Lists must not be empty.
+
+SEER_INPLACE(foreachAdd_, at::_foreach_add_(a.tensors(0), a.tensors(1), a.s(2)))
+SEER_INPLACE(foreachMulScalar_, at::_foreach_mul_(a.tensors(0), a.s(1)))
+SEER_INPLACE(foreachMul_, at::_foreach_mul_(a.tensors(0), a.tensors(1)))
+SEER_FN(foreachMulScalar) { return seer::wrapList(a.env, at::_foreach_mul(a.tensors(0), a.s(1))); }
+SEER_FN(foreachMul) { return seer::wrapList(a.env, at::_foreach_mul(a.tensors(0), a.tensors(1))); }
+SEER_INPLACE(foreachAddcmul_, at::_foreach_addcmul_(a.tensors(0), a.tensors(1), a.tensors(2), a.s(3)))
+SEER_FN(foreachNorm) { return seer::wrapList(a.env, at::_foreach_norm(a.tensors(0), 2)); }

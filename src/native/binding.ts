@@ -120,6 +120,7 @@ export interface TorchBinding {
   split(t: T, size: number, dim: number): T[];
   splitSizes(t: T, sizes: Ints, dim: number): T[];
   chunk(t: T, chunks: number, dim: number): T[];
+  unbind(t: T, dim: number): T[];
   tril(t: T, diagonal: number): T;
   triu(t: T, diagonal: number): T;
   diagonal(t: T, offset: number, d0: number, d1: number): T;
@@ -229,6 +230,15 @@ export interface TorchBinding {
   clamp_(t: T, min: OptNum, max: OptNum): void;
   sqrt_(t: T): void;
   relu_(t: T): void;
+
+  // multi-tensor (lists must be non-empty and of equal length)
+  foreachAdd_(xs: readonly T[], ys: readonly T[], alpha: number): void;
+  foreachMulScalar_(xs: readonly T[], s: number): void;
+  foreachMul_(xs: readonly T[], ys: readonly T[]): void;
+  foreachMulScalar(xs: readonly T[], s: number): T[];
+  foreachMul(xs: readonly T[], ys: readonly T[]): T[];
+  foreachAddcmul_(xs: readonly T[], ys: readonly T[], zs: readonly T[], value: number): void;
+  foreachNorm(xs: readonly T[]): T[];
 
   // nn (nn_ops.cc)
   conv2d(x: T, w: T, b: OptT, stride: Ints, padding: Ints, dilation: Ints, groups: number): T;

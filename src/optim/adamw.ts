@@ -10,8 +10,8 @@
 //
 // Like torch, each parameter keeps its own step count t (a CPU scalar tensor under "<i>.step"), so a parameter
 // that had no gradient on some steps gets its own bias correction.
-import { scalar, Tensor, zerosLike } from "../tensor";
-import { type BaseHyperparams, checkNonNegative, Optimizer, type ParamsInput } from "./optimizer";
+import { scalar, type Tensor, tidy, zerosLike } from "../tensor";
+import { type BaseHyperparams, checkNonNegative, Optimizer, type ParamBucket, type ParamsInput } from "./optimizer";
 
 export interface AdamWHyperparams extends BaseHyperparams {
   betas: [number, number];
@@ -48,7 +48,12 @@ export class AdamW extends Optimizer<AdamWHyperparams> {
     return ["step"];
   }
 
-  applyUpdate(param: Tensor, grad: Tensor, index: number, h: AdamWHyperparams): void {
+  /** Parameter by parameter (each in its own tidy(), so temporaries never add up across a bucket). */
+  protected updateBucket(bucket: ParamBucket, h: AdamWHyperparams): void {
+    bucket.params.forEach((p, k) => tidy(() => this.updateOne(p, bucket.grads[k]!, bucket.indices[k]!, h)));
+  }
+
+  private updateOne(param: Tensor, grad: Tensor, index: number, h: AdamWHyperparams): void {
     const [beta1, beta2] = h.betas;
     let stepT = this.getState(index, "step");
     let expAvg = this.getState(index, "exp_avg");

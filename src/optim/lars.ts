@@ -26,10 +26,12 @@
 // with eeta = trustCoefficient (0.001 in SimCLR) and no eps, clip or dampening. SimCLR excludes BN parameters and
 // biases from both weight decay and adaptation: use `excludeBiasAndNorm: true` for that.
 //
-// Both styles compute the trust ratio on the device (no host synchronisation per parameter).
-import { type Tensor } from "../tensor";
-import type { OptimizerLike, OptimizerStateDict, ParamGroup } from "./optimizer";
-import { SGD, type SGDHyperparams } from "./sgd";
+// Both styles compute the trust ratios of a whole bucket of parameters at once, on the device: the norms with one
+// multi-tensor op per list, the ratios as [n] vectors, and the update through SGD.momentumUpdate() with per-tensor
+// factors (no host synchronisation, and no per-parameter loop in JS).
+import { foreach, keep, stack, type Tensor, tensor } from "../tensor";
+import type { OptimizerLike, OptimizerStateDict, ParamBucket, ParamGroup } from "./optimizer";
+import { type BucketFactor, SGD, type SGDHyperparams } from "./sgd";
 
 /** Decides from a parameter's name and tensor whether a rule applies to it. */
 export type ParamPredicate = (name: string, param: Tensor) => boolean;
@@ -72,6 +74,8 @@ export class LARC implements OptimizerLike<SGDHyperparams> {
   /** Per global parameter index: whether the trust ratio applies / whether weight decay applies. */
   private readonly adapt: boolean[] = [];
   private readonly decay: boolean[] = [];
+  /** The same as [n] tensors for the last bucket of each group, device and dtype (see masks()). */
+  private readonly maskCache = new Map<string, BucketMasks>();
 
   constructor(readonly optimizer: SGD, opts: LARCOptions = {}) {
     this.style = opts.style ?? "larc";
@@ -112,40 +116,69 @@ export class LARC implements OptimizerLike<SGDHyperparams> {
   }
 
   step(): void {
-    this.optimizer.stepWith((p, g, index, group) => {
+    this.optimizer.stepBuckets((bucket, group, gi) => {
       const h = group.hyper;
-      const wd = this.decay[index] ? h.weightDecay : 0;
-      if (this.style === "simclr") {
-        const d = wd !== 0 ? g.add(p, wd) : g;
-        const scaledLr = this.adapt[index] ? this.simclrTrust(p, d).mul(h.lr) : h.lr;
-        this.optimizer.applyScaledMomentumUpdate(p, d, scaledLr, index, h);
-        return;
-      }
-      const d = this.adapt[index] ? this.larcGrad(p, g, wd, h.lr) : wd !== 0 ? g.add(p, wd) : g;
-      this.optimizer.applyUpdate(p, d, index, { ...h, weightDecay: 0 });
+      const { adapt, decay } = this.masks(bucket, gi);
+      const wd = decay.mul(h.weightDecay); // [n] each parameter's weight decay
+      const pNorm = stack(foreach.norm(bucket.params)); // [n]
+      if (this.style === "simclr") this.simclrUpdate(bucket, h, adapt, wd, pNorm);
+      else this.larcUpdate(bucket, h, adapt, wd, pNorm);
     });
   }
 
-  /** apex LARC: (g + wd*p) * adaptive where both norms are non-zero, else g unchanged. */
-  private larcGrad(p: Tensor, g: Tensor, wd: number, lr: number): Tensor {
-    const pNorm = p.norm();
-    const gNorm = g.norm();
+  /**
+   * apex LARC: d = (g + wd*p) * adaptive where both norms are non-zero, else g unchanged; then SGD without weight
+   * decay. As SGD's factors: a = adaptive (or 1), c = wd * adaptive (or 0 where a norm is zero).
+   */
+  private larcUpdate(bucket: ParamBucket, h: SGDHyperparams, adapt: Tensor, wd: Tensor, pNorm: Tensor): void {
+    const gNorm = stack(foreach.norm(bucket.grads));
     let adaptive = pNorm.mul(this.trustCoefficient).div(gNorm.add(pNorm.mul(wd)).add(this.eps));
-    if (this.clip) adaptive = adaptive.div(lr).clamp(null, 1);
+    if (this.clip) adaptive = adaptive.div(h.lr).clamp(null, 1);
     const skip = pNorm.eq(0).logicalOr(gNorm.eq(0));
-    // Skipped parameters get scale 1 and no weight decay, i.e. g unchanged.
-    const scale = adaptive.maskedFill(skip, 1);
-    if (wd === 0) return g.mul(scale);
-    const decay = skip.logicalNot().to(p.dtype).mul(wd);
-    return g.add(p.mul(decay)).mul(scale);
+    const scale = adaptive.maskedFill(adapt.logicalAnd(skip.logicalNot()).logicalNot(), 1);
+    const decay = wd.maskedFill(adapt.logicalAnd(skip), 0); // skipped: no weight decay either
+    this.optimizer.momentumUpdate(bucket, scale, h.weightDecay === 0 ? 0 : decay.mul(scale), h);
   }
 
-  /** SimCLR LARS: eeta * ||p|| / ||d|| where both are non-zero, else 1 (a 0-d tensor). */
-  private simclrTrust(p: Tensor, d: Tensor): Tensor {
-    const pNorm = p.norm();
-    const dNorm = d.norm();
+  /**
+   * SimCLR LARS: d = g + wd*p, trust = eeta * ||p|| / ||d|| where both are non-zero (else 1), and the classic
+   * momentum v = momentum * v + lr * trust * d; p -= v (nesterov: momentum * v + lr * trust * d). That is SGD with
+   * lr 1 and no dampening on the direction lr * trust * d.
+   */
+  private simclrUpdate(bucket: ParamBucket, h: SGDHyperparams, adapt: Tensor, wd: Tensor, pNorm: Tensor): void {
+    let d = bucket.grads;
+    if (h.weightDecay !== 0) {
+      d = foreach.mul(d, 1);
+      foreach.addScaled_(d, bucket.params, wd.unbind());
+    }
+    const dNorm = stack(foreach.norm(d));
     const skip = pNorm.eq(0).logicalOr(dNorm.eq(0));
-    return pNorm.mul(this.trustCoefficient).div(dNorm).maskedFill(skip, 1);
+    const trust = pNorm.mul(this.trustCoefficient).div(dNorm).maskedFill(adapt.logicalAnd(skip.logicalNot()).logicalNot(), 1);
+    const scaledLr: BucketFactor = trust.mul(h.lr);
+    this.optimizer.momentumUpdate({ ...bucket, grads: d }, scaledLr, 0, { lr: 1, momentum: h.momentum, dampening: 0, nesterov: h.nesterov });
+  }
+
+  /**
+   * A bucket's [n] masks on its device: adapt (bool, the trust ratio applies) and decay (1 or 0, weight decay
+   * applies). Kept per group, device and dtype until the bucket's parameters change (prototypes unfreezing), so
+   * that a step uploads nothing.
+   */
+  private masks(bucket: ParamBucket, groupIndex: number): { adapt: Tensor; decay: Tensor } {
+    const p0 = bucket.params[0]!;
+    const kind = `${groupIndex}|${p0.device}|${p0.dtype}`;
+    const members = bucket.indices.join(",");
+    let m = this.maskCache.get(kind);
+    if (m?.members !== members) {
+      if (m !== undefined) disposeMasks(m);
+      const device = p0.device;
+      m = {
+        members,
+        adapt: keep(tensor(bucket.indices.map((i) => (this.adapt[i] ? 1 : 0)), { dtype: "bool", device })),
+        decay: keep(tensor(bucket.indices.map((i) => (this.decay[i] ? 1 : 0)), { dtype: p0.dtype, device })),
+      };
+      this.maskCache.set(kind, m);
+    }
+    return m;
   }
 
   zeroGrad(): void {
@@ -161,6 +194,20 @@ export class LARC implements OptimizerLike<SGDHyperparams> {
     this.optimizer.loadStateDict(sd);
   }
   dispose(): void {
+    for (const m of this.maskCache.values()) disposeMasks(m);
+    this.maskCache.clear();
     this.optimizer.dispose();
   }
+}
+
+/** A bucket's masks and the global indices they were made for ("3,4,7"). */
+interface BucketMasks {
+  members: string;
+  adapt: Tensor;
+  decay: Tensor;
+}
+
+function disposeMasks(m: BucketMasks): void {
+  m.adapt.dispose();
+  m.decay.dispose();
 }

@@ -5,8 +5,12 @@
 // too: parameters are numbered across groups in order (group 0's first parameter is 0), and a state entry is
 // keyed "<paramIndex>.<name>", e.g. "3.momentum_buffer".
 //
+// A step works on buckets, as torch's foreach optimizers do: the parameters of one group that have a gradient,
+// split by device and dtype, so that an optimizer can update each bucket with a few multi-tensor ops
+// (tensor/foreach.ts) instead of a few ops per parameter.
+//
 // Memory: state tensors are keep()-ed (exempt from tidy) and owned by the optimizer; dispose() frees them. Each
-// parameter's update runs in its own tidy() under noGrad, so temporaries never outlive one parameter's update.
+// bucket's update runs in its own tidy() under noGrad, so temporaries never outlive one bucket's update.
 import { keep, noGrad, Tensor, tidy } from "../tensor";
 
 /** Hyperparameters every optimizer has. */
@@ -70,8 +74,19 @@ export interface OptimizerLike<H extends BaseHyperparams = BaseHyperparams> {
   dispose(): void;
 }
 
-/** Called for each parameter that has a gradient, inside noGrad and a per-parameter tidy(). */
-export type ParamVisitor<H extends BaseHyperparams> = (param: Tensor, grad: Tensor, index: number, group: ParamGroup<H>, name: string) => void;
+/**
+ * The parameters of one group that have a gradient and share a device and dtype, with those gradients, their
+ * global indices and names (all four lists in the same order, never empty).
+ */
+export interface ParamBucket {
+  readonly params: readonly Tensor[];
+  readonly grads: readonly Tensor[];
+  readonly indices: readonly number[];
+  readonly names: readonly string[];
+}
+
+/** Called for each bucket of a step, inside noGrad and a per-bucket tidy(). */
+export type BucketVisitor<H extends BaseHyperparams> = (bucket: ParamBucket, group: ParamGroup<H>, groupIndex: number) => void;
 
 const isNamedPair = (x: unknown): x is [string, Tensor] => Array.isArray(x) && x.length === 2 && typeof x[0] === "string" && x[1] instanceof Tensor;
 
@@ -156,10 +171,10 @@ export abstract class Optimizer<H extends BaseHyperparams> implements OptimizerL
   protected abstract validate(h: H, where: string): void;
 
   /**
-   * Updates one parameter in place from `grad` with the hyperparameters `hyper`. Runs inside noGrad and a tidy()
-   * that frees whatever it creates except keep()-ed state. Wrappers (LARC) call it with a modified gradient.
+   * Updates one bucket's parameters in place from their gradients with the hyperparameters `hyper`. Runs inside
+   * noGrad and a tidy() that frees whatever it creates except keep()-ed state.
    */
-  abstract applyUpdate(param: Tensor, grad: Tensor, index: number, hyper: H): void;
+  protected abstract updateBucket(bucket: ParamBucket, hyper: H): void;
 
   get stepCount(): number {
     return this.steps;
@@ -176,24 +191,21 @@ export abstract class Optimizer<H extends BaseHyperparams> implements OptimizerL
 
   /** One step over every parameter that has a gradient (parameters without one are skipped, as in torch). */
   step(): void {
-    this.stepWith((p, g, index, group) => this.applyUpdate(p, g, index, group.hyper));
+    this.stepBuckets((bucket, group) => this.updateBucket(bucket, group.hyper));
   }
 
   /**
-   * The step loop with a custom per-parameter body: visits each parameter with a gradient (noGrad, one tidy()
-   * per parameter) and then counts the step. For wrappers such as LARC.
+   * The step loop with a custom body: visits each bucket (noGrad, one tidy() per bucket) and then counts the
+   * step. For wrappers such as LARC.
    */
-  stepWith(visit: ParamVisitor<H>): void {
+  stepBuckets(visit: BucketVisitor<H>): void {
     this.checkAlive();
     noGrad(() => {
-      for (const group of this.groups) {
-        group.params.forEach((p, j) => {
-          tidy(() => {
-            const g = p.grad; // a fresh handle, freed by this tidy()
-            if (g !== undefined) visit(p, g, group.indices[j]!, group, group.names[j]!);
-          });
+      this.groups.forEach((group, gi) => {
+        tidy(() => {
+          for (const bucket of bucketsOf(group)) tidy(() => visit(bucket, group, gi));
         });
-      }
+      });
     });
     this.steps++;
   }
@@ -308,6 +320,23 @@ export abstract class Optimizer<H extends BaseHyperparams> implements OptimizerL
   private checkAlive(): void {
     if (this.disposed) throw new Error("optimizer used after dispose()");
   }
+}
+
+/** A group's parameters that have a gradient, split by device and dtype (gradients are fresh handles). */
+function bucketsOf(group: ParamGroup<BaseHyperparams>): ParamBucket[] {
+  const byKind = new Map<string, { params: Tensor[]; grads: Tensor[]; indices: number[]; names: string[] }>();
+  group.params.forEach((p, j) => {
+    const g = p.grad;
+    if (g === undefined) return;
+    const kind = `${p.device}/${p.dtype}`;
+    let b = byKind.get(kind);
+    if (b === undefined) byKind.set(kind, (b = { params: [], grads: [], indices: [], names: [] }));
+    b.params.push(p);
+    b.grads.push(g);
+    b.indices.push(group.indices[j]!);
+    b.names.push(group.names[j]!);
+  });
+  return [...byKind.values()];
 }
 
 /** An independent copy of t with the given dtype and device (never an alias of t's storage). */

@@ -1,13 +1,17 @@
-// Stochastic gradient descent with momentum, exactly as torch.optim.SGD (pytorch/pytorch v1.13:
-// torch/optim/sgd.py, _single_tensor_sgd):
+// Stochastic gradient descent with momentum, as torch.optim.SGD (pytorch/pytorch v1.13: torch/optim/sgd.py):
 //
 //   d = g + weight_decay * p                     (if weight_decay != 0)
 //   buf = clone(d)                               (first step)
 //   buf = momentum * buf + (1 - dampening) * d   (later steps)
 //   d = nesterov ? d + momentum * buf : buf      (if momentum != 0)
 //   p = p - lr * d
-import { Tensor, zerosLike } from "../tensor";
-import { type BaseHyperparams, checkNonNegative, Optimizer, type ParamsInput } from "./optimizer";
+//
+// Each bucket of parameters is updated with multi-tensor ops, as torch's _multi_tensor_sgd, but without
+// materializing d: the weight-decay term goes straight into the buffer and the parameter, so a step allocates
+// nothing once the buffers exist (on the CPU, a fresh temporary the size of a large weight costs more in page
+// faults than the arithmetic). The order of the additions differs from torch's, so results agree to rounding.
+import { foreach, type PerTensor, type Tensor } from "../tensor";
+import { type BaseHyperparams, checkNonNegative, Optimizer, type ParamBucket, type ParamsInput } from "./optimizer";
 
 export interface SGDHyperparams extends BaseHyperparams {
   momentum: number;
@@ -17,6 +21,15 @@ export interface SGDHyperparams extends BaseHyperparams {
 
 /** Constructor options: lr is required (as in torch); the rest default to 0 / false, lrScale to 1. */
 export type SGDOptions = Partial<SGDHyperparams> & { lr: number };
+
+/**
+ * A factor with one value per parameter of a bucket: a number for all of them, or a 1-D tensor of n values on the
+ * bucket's device (computed there, never read on the host).
+ */
+export type BucketFactor = number | Tensor;
+
+/** What momentumUpdate() needs from the hyperparameters. */
+export type MomentumSettings = Pick<SGDHyperparams, "lr" | "momentum" | "dampening" | "nesterov">;
 
 export class SGD extends Optimizer<SGDHyperparams> {
   constructor(params: ParamsInput<SGDHyperparams>, opts: SGDOptions) {
@@ -37,28 +50,57 @@ export class SGD extends Optimizer<SGDHyperparams> {
     return this.getState(index, "momentum_buffer");
   }
 
-  applyUpdate(param: Tensor, grad: Tensor, index: number, h: SGDHyperparams): void {
-    let d = h.weightDecay !== 0 ? grad.add(param, h.weightDecay) : grad;
-    if (h.momentum !== 0) {
-      let buf = this.getState(index, "momentum_buffer");
-      if (buf === undefined) buf = this.setState(index, "momentum_buffer", d.clone());
-      else buf.mul_(h.momentum).add_(d, 1 - h.dampening);
-      d = h.nesterov ? d.add(buf, h.momentum) : buf;
-    }
-    param.add_(d, -h.lr);
+  protected updateBucket(bucket: ParamBucket, h: SGDHyperparams): void {
+    this.momentumUpdate(bucket, 1, h.weightDecay, h);
   }
 
   /**
-   * SimCLR-style momentum update used by LARC's "simclr" style (google-research/simclr lars_optimizer.py):
-   * `v = momentum * v + scaledLr * d; p -= nesterov ? momentum * v + scaledLr * d : v`, with v starting at zero and
-   * `scaledLr` the lr times the trust ratio (a 0-d tensor, or a number). Stored under the same "momentum_buffer" key.
+   * The SGD step above for one bucket, with the descent direction d_i = a_i * g_i + c_i * p_i: plain SGD has a = 1
+   * and c = weight decay; LARC passes its trust ratios. A parameter's first step stores d as its momentum buffer.
    */
-  applyScaledMomentumUpdate(param: Tensor, d: Tensor, scaledLr: Tensor | number, index: number, h: SGDHyperparams): void {
-    let v = this.getState(index, "momentum_buffer");
-    if (v === undefined) v = this.setState(index, "momentum_buffer", zerosLike(param));
-    const step = d.mul(scaledLr);
-    v.mul_(h.momentum).add_(step);
-    if (h.nesterov) param.sub_(v.mul(h.momentum).add(step));
-    else param.sub_(v);
+  momentumUpdate(bucket: ParamBucket, a: BucketFactor, c: BucketFactor, h: MomentumSettings): void {
+    const { params: ps, grads: gs, indices } = bucket;
+    const A = perTensor(a);
+    const C = perTensor(c);
+    const noDecay = c === 0;
+    // p -= lr * (a*g + c*p), as p *= 1 - lr*c, then p -= lr * a*g (the decay term first: it reads the old p).
+    const descend = (): void => {
+      if (!noDecay) foreach.mul_(ps, typeof c === "number" ? 1 - h.lr * c : c.mul(-h.lr).add(1).unbind());
+      foreach.addScaled_(ps, gs, A, -h.lr);
+    };
+    if (h.momentum === 0) return descend();
+
+    const old: number[] = [];
+    const first: number[] = [];
+    indices.forEach((index, k) => (this.getState(index, "momentum_buffer") !== undefined ? old : first).push(k));
+    if (old.length > 0) {
+      // buf = momentum * buf + (1 - dampening) * d
+      const bufs = old.map((k) => this.getState(indices[k]!, "momentum_buffer")!);
+      foreach.mul_(bufs, h.momentum);
+      foreach.addScaled_(bufs, pick(gs, old), pick(A, old), 1 - h.dampening);
+      if (!noDecay) foreach.addScaled_(bufs, pick(ps, old), pick(C, old), 1 - h.dampening);
+    }
+    if (first.length > 0) {
+      const bufs = foreach.mul(pick(gs, first), pick(A, first)); // buf = d
+      if (!noDecay) foreach.addScaled_(bufs, pick(ps, first), pick(C, first));
+      bufs.forEach((b, j) => this.setState(indices[first[j]!]!, "momentum_buffer", b));
+    }
+    const bufs = indices.map((index) => this.getState(index, "momentum_buffer")!);
+    if (h.nesterov) {
+      descend(); // p -= lr * d ...
+      foreach.add_(ps, bufs, -h.lr * h.momentum); // ... and lr * momentum * buf
+    } else {
+      foreach.add_(ps, bufs, -h.lr);
+    }
   }
+}
+
+/** A bucket factor as foreach takes it: the number, or the vector's n values as 0-d tensors. */
+function perTensor(f: BucketFactor): PerTensor {
+  return typeof f === "number" ? f : f.unbind();
+}
+
+/** The entries of a per-tensor list at positions `at` (a number stands for every entry). */
+function pick<T extends PerTensor>(f: T, at: readonly number[]): T {
+  return (typeof f === "number" ? f : at.map((k) => (f as readonly Tensor[])[k]!)) as T;
 }

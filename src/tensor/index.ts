@@ -6,3 +6,4 @@ export * from "./scope";
 export * from "./grad";
 export * from "./runtime";
 export * from "./cuda_graph";
+export * from "./foreach";

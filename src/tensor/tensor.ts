@@ -192,6 +192,8 @@ export class Tensor implements Disposable {
     return ids.map((id) => new Tensor(id));
   }
   chunk(chunks: number, dim = 0): Tensor[] { return torch.chunk(this.id, chunks, dim).map((id) => new Tensor(id)); }
+  /** The slices along `dim`, as views without that dim (a [n] vector gives n 0-d tensors). */
+  unbind(dim = 0): Tensor[] { return torch.unbind(this.id, dim).map((id) => new Tensor(id)); }
   tril(diagonal = 0): Tensor { return new Tensor(torch.tril(this.id, diagonal)); }
   triu(diagonal = 0): Tensor { return new Tensor(torch.triu(this.id, diagonal)); }
   diagonal(offset = 0, d0 = 0, d1 = 1): Tensor { return new Tensor(torch.diagonal(this.id, offset, d0, d1)); }

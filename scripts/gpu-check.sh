@@ -7,7 +7,7 @@
 #   3. seer info, then the CUDA tests (tests/cuda.test.ts), the SSL tests and the 2-process Gloo tests on this build
 #   4. seer bench step on CUDA next to ../shared/anchors/pytorch_gpu_step.py (only its two matching configurations):
 #      SwAV RegNetY-8GF 2x224+6x96 batch 128, SimCLR ResNet-50 2x224 batch 256; each eager, then the same step
-#      captured as a CUDA graph and replayed (--cuda-graph)
+#      captured as a CUDA graph and replayed (--cuda-graph); then seer bench optim (the optimizer step alone)
 #   5. time permitting, CPU data-parallel scaling (small CNN, 2 and 4 processes) next to PyTorch's DDP
 # Everything it prints also goes to $OUT/gpu-check.log (the device tool brings $OUT back): build logs, the full test
 # log, the anchor's output, bench-*.json. Every stage has a time limit and the whole stays under GPU_CHECK_BUDGET_S
@@ -126,6 +126,11 @@ for name, method, bs in [('regnet_y_8gf', 'swav', 128), ('resnet50', 'simclr', 2
   }
   bench swav-regnety8gf --arch regnet_y_8gf --method swav --batch 128 --crops 2x224+6x96
   bench simclr-resnet50 --arch resnet50 --method simclr --batch 256 --crops 2x224
+  # The optimizer step alone (SGD, LARC) on RegNetY-8GF + SEER head, next to torch.optim.SGD (loop and foreach).
+  if within 60 "bench optim"; then
+    say "seer bench optim --device cuda:0"
+    timeout 90 ./bin/seer bench optim --device cuda:0 --rounds 2 --steps 20 --python "$PYTHON" 2>&1 | tee "$OUT/bench-optim.log"
+  fi
 
   # 5. If time is left: CPU data-parallel scaling on this machine's idle cores (issue 7 has only a busy 2-core VM),
   #    seerkit's small-CNN bench next to the same protocol with torch's DistributedDataParallel.

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # oracles only), Fashion-MNIST (the demo's data). OpenBLAS (OpenMP build, so it follows the engine's thread count)
 # replaces Debian's default reference BLAS behind libblas.so.3: libtorch's CPU matrix products go through it, and
 # the reference one made a SwAV step about twice as slow (BENCHMARKS.md).
-APT_PACKAGES=(libtorch-dev libgloo-dev libopenblas0-openmp python3-torch python3-torchvision dataset-fashion-mnist g++ make)
+APT_PACKAGES=(libtorch-dev libgloo-dev libopenblas0-openmp python3-torch python3-torchvision dataset-fashion-mnist gcc g++ make)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

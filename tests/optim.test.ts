@@ -445,21 +445,3 @@ describe("learning-rate schedules", () => {
     assert.equal(constant(0.3)(1234), 0.3);
   });
 });
-
-describe("seer bench optim", () => {
-  test("times both engines on a model's parameter shapes and refuses bad options", async () => {
-    const { runOptimBench, formatOptimBench } = await import("../src/bench/optim_bench");
-    const before = memory().numTensors;
-    const r = await runOptimBench({ arch: "regnet_y_400mf", device: "cpu", threads: 1, steps: 1, rounds: 1, tiny: true, python: "/usr/bin/python3" });
-    assert.equal(memory().numTensors, before, "the bench frees its tensors");
-    // RegNetY-400MF's trunk, SEER's head (3 linears, 2 BNs) and the prototypes: one tensor per parameter.
-    const { createModel } = await import("../src/models/registry");
-    const trunk = createModel("regnet_y_400mf", { numClasses: 0 });
-    assert.equal(r.tensors, trunk.parameters().length + 3 * 2 + 2 * 2 + 1);
-    trunk.dispose();
-    for (const v of [...Object.values(r.seerkit), ...Object.values(r.pytorch), ...Object.values(r.ratios)]) assert.ok(Number.isFinite(v) && v > 0, String(v));
-    assert.deepEqual(Object.keys(r.pytorch).sort(), ["larc", "sgd_foreach", "sgd_loop"]);
-    assert.match(formatOptimBench(r), /seerkit LARC \+ SGD/);
-    await assert.rejects(runOptimBench({ arch: "regnet_y_400mf", device: "cpu", threads: 0, steps: 1, rounds: 1, tiny: true, python: "/usr/bin/python3" }), /--threads/);
-  });
-});

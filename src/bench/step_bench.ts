@@ -21,6 +21,10 @@
 // eager step on the capture stream; tensor/cuda_graph.ts) and times replays of it for as many rounds, its peak
 // memory counted from the capture on: the eager and the graph figures come from the same model in one process.
 //
+// --peak-memory (CPU) runs each engine once more in a process of its own with bench/alloc_peak.c preloaded, which
+// records the high-water mark of the process's large heap blocks (tensor storage): the CPU counterpart of the
+// caching allocator's peak that CUDA runs report. Both processes use the same libtorch and allocator.
+//
 // Rounds alternate the engines (seerkit's timed steps, then one run of the anchor script, ...) and each engine's
 // figure is its best round, which damps a machine shared with other processes. Both run with OpenMP's passive
 // wait policy unless OMP_WAIT_POLICY is set (with the spinning default, a shared machine makes step times swing
@@ -31,7 +35,7 @@ import * as os from "os";
 import * as path from "path";
 import { formatFlags, parseArgs, UsageError, type FlagSpec } from "../cli/args";
 import { parseCropSpec, type CropGroup } from "../data/multicrop";
-import { PACKAGE_ROOT } from "../util/paths";
+import { CACHE_DIR, PACKAGE_ROOT } from "../util/paths";
 
 export interface StepBenchOptions {
   /** Trunk name (createModel); the anchor needs a torchvision name. */
@@ -59,6 +63,8 @@ export interface StepBenchOptions {
   /** A saved output of the GPU anchor script, read instead of running it. */
   anchorLog?: string;
   python: string;
+  /** CPU: also measure each engine's peak of large heap blocks in a process of its own (see the header). */
+  peakMemory?: boolean;
 }
 
 export interface EngineTiming {
@@ -67,7 +73,7 @@ export interface EngineTiming {
   images_per_s: number;
   /** step_ms of every round. */
   rounds_ms: number[];
-  /** CUDA only: the caching allocator's peak, GiB. */
+  /** CUDA: the caching allocator's peak; CPU with --peak-memory: the peak of large heap blocks. GiB. */
   peak_gib?: number;
 }
 
@@ -202,9 +208,9 @@ async function seerkitStepper(o: StepBenchOptions, crops: readonly CropGroup[]):
 }
 
 /** One run of the anchor script: its step_ms and its engine line. */
-function runAnchor(o: StepBenchOptions, a: { big: number; small: number; nsmall: number }): { ms: number; engine: string } {
+function runAnchor(o: StepBenchOptions, a: { big: number; small: number; nsmall: number }, env?: NodeJS.ProcessEnv): { ms: number; engine: string } {
   const args = [o.anchor!, o.arch, String(o.batch), String(a.big), String(a.small), String(a.nsmall), String(o.steps), String(o.threads)];
-  const out = execFileSync(o.python, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = execFileSync(o.python, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env });
   const line = out.trim().split("\n").pop() ?? "";
   const m = /step_ms=([0-9.]+)/.exec(line);
   if (!m) throw new Error(`the anchor printed no step_ms: ${line}`);
@@ -223,6 +229,50 @@ export function parseGpuAnchorLine(output: string, arch: string, method: string,
   }
   const failed = output.split("\n").find((l) => l.startsWith(`${arch} ${method} failed`));
   return failed ?? `the GPU anchor has no line for ${arch} ${method} batch ${batch} (it times resnet50, regnet_y_800mf/8gf/16gf/32gf at its own batches)`;
+}
+
+/** bench/alloc_peak.c built into the cache (again when the source is newer); its path. */
+function allocPeakLibrary(): string {
+  const src = path.join(PACKAGE_ROOT, "bench", "alloc_peak.c");
+  const lib = path.join(CACHE_DIR, "alloc_peak.so");
+  if (!fs.existsSync(lib) || fs.statSync(lib).mtimeMs < fs.statSync(src).mtimeMs) {
+    fs.mkdirSync(CACHE_DIR, { recursive: true });
+    const tmp = `${lib}.${process.pid}.tmp`;
+    try {
+      execFileSync("cc", ["-O2", "-shared", "-fPIC", "-o", tmp, src, "-ldl"], { stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) {
+      throw new Error(`--peak-memory: compiling ${src} with cc failed: ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`);
+    }
+    fs.renameSync(tmp, lib);
+  }
+  return lib;
+}
+
+/**
+ * Runs `run` with bench/alloc_peak.c preloaded into the process it starts (given the environment); returns that
+ * process's peak of large heap blocks, in GiB.
+ */
+function peakOf(what: string, run: (env: NodeJS.ProcessEnv) => void): number {
+  const out = path.join(os.tmpdir(), `seerkit-alloc-peak-${process.pid}-${what}`);
+  fs.rmSync(out, { force: true });
+  try {
+    run({ ...process.env, LD_PRELOAD: allocPeakLibrary(), ALLOC_PEAK_OUT: out });
+    if (!fs.existsSync(out)) throw new Error(`--peak-memory: the ${what} process wrote no peak to ${out}`);
+    return Number(fs.readFileSync(out, "utf8").trim()) / 2 ** 30;
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
+
+/** --peak-memory: each engine's peak in a process of its own (one timed step after the two untimed ones). */
+function measurePeaks(o: StepBenchOptions, fit: { big: number; small: number; nsmall: number }): { seerkit: number; pytorch: number } {
+  const seer = path.join(PACKAGE_ROOT, "bin", "seer");
+  const args = [seer, "bench", "step", "--arch", o.arch, "--method", o.method, "--batch", String(o.batch), "--crops", o.crops,
+    "--threads", String(o.threads), "--steps", "1", "--rounds", "1", "--anchor", "none"];
+  return {
+    seerkit: peakOf("seerkit", (env) => execFileSync(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env })),
+    pytorch: peakOf("pytorch", (env) => runAnchor({ ...o, steps: 1 }, fit, env)),
+  };
 }
 
 /** The GPU anchor's output: the saved log, or one run of the script. */
@@ -245,11 +295,14 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
   if (o.method === "simclr" && (crops.length !== 1 || crops[0]!.count !== 2)) throw new UsageError(`--crops: SimCLR takes two views of one size (e.g. 2x64), got ${o.crops}`);
   if (o.method === "swav" && crops[0]!.count < 2) throw new UsageError(`--crops: SwAV needs 2 large crops first, got ${o.crops}`);
   if (o.cudaGraph && o.device === "cpu") throw new UsageError("--cuda-graph: CUDA graphs need a CUDA device (--device cuda:0)");
+  if (o.peakMemory && o.anchor === "none") throw new UsageError("--peak-memory compares with the anchor; it cannot go with --anchor none");
+  if (o.peakMemory && o.device !== "cpu") throw new UsageError("--peak-memory is the CPU's measure; on CUDA the caching allocator's peak is always reported");
 
   const cpu = o.device === "cpu";
   let note: string | undefined;
   const fit = anchorCrops(crops);
-  if (cpu && o.method !== "swav") note = "the CPU anchor times SwAV only";
+  if (o.anchor === "none") note = "no anchor (--anchor none)";
+  else if (cpu && o.method !== "swav") note = "the CPU anchor times SwAV only";
   else if (cpu && typeof fit === "string") note = fit;
   else if (o.anchorLog === undefined && (o.anchor === undefined || !fs.existsSync(o.anchor))) {
     note = `no anchor script at ${o.anchor ?? defaultAnchorPath(o.device)} (give it with --anchor PATH)`;
@@ -297,6 +350,11 @@ export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult
       anchorEngine = "pytorch-eager (bf16 autocast, channels-last)";
     }
   }
+  if (o.peakMemory && note === undefined) {
+    const peaks = measurePeaks(o, fit as { big: number; small: number; nsmall: number });
+    oursPeak = peaks.seerkit;
+    anchorPeak = peaks.pytorch;
+  }
   const timing = (engine: string, ms: number[], peak?: number): EngineTiming => {
     const best = Math.min(...ms);
     return { engine, step_ms: best, images_per_s: (o.batch * 1000) / best, rounds_ms: ms, ...(peak !== undefined ? { peak_gib: peak } : {}) };
@@ -324,7 +382,7 @@ export function formatStepBench(r: StepBenchResult): string {
     : `SimCLR step (head ${head}, NT-Xent τ 0.1, SGD momentum 0.9)`;
   const row = (label: string, e: EngineTiming): string =>
     `  ${label.padEnd(14)} ${e.step_ms.toFixed(1).padStart(9)} ms/step ${e.images_per_s.toFixed(1).padStart(8)} images/s` +
-    `${e.peak_gib !== undefined ? `  peak ${e.peak_gib.toFixed(1)} GiB` : ""}  rounds [${e.rounds_ms.map((m) => m.toFixed(0)).join(", ")}] ms  ${e.engine}`;
+    `${e.peak_gib !== undefined ? `  peak ${e.peak_gib.toPrecision(3)} GiB` : ""}  rounds [${e.rounds_ms.map((m) => m.toFixed(0)).join(", ")}] ms  ${e.engine}`;
   const lines = [
     `${what}: ${r.arch}, batch ${r.batch}, crops ${r.crops}, ${r.threads} threads, ${r.device}; best of ${r.rounds} rounds of ${r.steps} steps (load average ${r.loadAverage.toFixed(2)})`,
     row("seerkit", r.seerkit),
@@ -334,6 +392,9 @@ export function formatStepBench(r: StepBenchResult): string {
   if (r.pytorch) {
     lines.push(row("pytorch eager", r.pytorch));
     lines.push(`  ratio (seerkit / pytorch images/s): ${r.ratio!.toFixed(3)}${r.graphRatio !== undefined ? `; with the CUDA graph ${r.graphRatio.toFixed(3)}` : ""}`);
+    if (r.device === "cpu" && r.seerkit.peak_gib !== undefined && r.pytorch.peak_gib !== undefined) {
+      lines.push(`  peak memory (large heap blocks, one process each): seerkit / pytorch ${(r.seerkit.peak_gib / r.pytorch.peak_gib).toFixed(3)}`);
+    }
   } else lines.push(`  (no PyTorch number: ${r.note})`);
   return lines.join("\n");
 }
@@ -349,10 +410,11 @@ export const STEP_BENCH_FLAGS: Record<string, FlagSpec> = {
   layout: { type: "string", help: "nchw, or nhwc (channels-last); auto: nhwc on CUDA, nchw on the CPU", default: "auto" },
   steps: { type: "number", help: "timed steps per round (after 2 untimed)", default: 5 },
   rounds: { type: "number", help: "rounds alternating the engines (best of)", default: 2 },
-  anchor: { type: "string", help: "the PyTorch anchor script (default <repo>/../shared/anchors/pytorch_cpu_step.py, or pytorch_gpu_step.py on CUDA)" },
+  anchor: { type: "string", help: "the PyTorch anchor script (default <repo>/../shared/anchors/pytorch_cpu_step.py, or pytorch_gpu_step.py on CUDA); none: seerkit only" },
   "anchor-log": { type: "string", help: "CUDA: a saved output of pytorch_gpu_step.py, read instead of running it" },
   python: { type: "string", help: "python with torch and torchvision for the anchor (default /usr/bin/python3 on the CPU, python3 on CUDA)" },
   "cuda-graph": { type: "boolean", help: "CUDA: also time the step captured as a CUDA graph and replayed" },
+  "peak-memory": { type: "boolean", help: "CPU: also each engine's peak of large heap blocks (tensor storage), one process each" },
   json: { type: "boolean", help: "print JSON" },
   help: { type: "boolean", help: "show this help" },
 };
@@ -377,7 +439,7 @@ export async function stepBenchCommand(argv: string[]): Promise<number> {
     process.env.OMP_WAIT_POLICY ??= "PASSIVE"; // before libtorch loads (see the header)
     const r = await runStepBench({
       arch: flags.arch as string, method, batch: flags.batch as number, crops: flags.crops as string, threads: flags.threads as number,
-      device, precision, channelsLast: layout === "nhwc", cudaGraph: flags["cuda-graph"] === true, steps: flags.steps as number, rounds: flags.rounds as number,
+      device, precision, channelsLast: layout === "nhwc", cudaGraph: flags["cuda-graph"] === true, peakMemory: flags["peak-memory"] === true, steps: flags.steps as number, rounds: flags.rounds as number,
       anchor: (flags.anchor as string | undefined) ?? defaultAnchorPath(device), anchorLog: flags["anchor-log"] as string | undefined,
       python: (flags.python as string | undefined) ?? (cpu ? "/usr/bin/python3" : "python3"),
     });

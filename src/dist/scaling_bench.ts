@@ -383,6 +383,8 @@ function latencyWorker(): void {
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
+  // --worker OPTIONS_JSON OUT_DIR: one rank of a configuration, the trainer's iteration or the small CNN's step.
+  const runWorker = (o: WorkerOptions, outDir: string): Promise<void> => (o.pretrain ? pretrainWorker(o, outDir) : worker(o));
   const run =
     argv[0] === "--latency-worker"
       ? Promise.resolve().then(latencyWorker)
@@ -391,9 +393,7 @@ if (require.main === module) {
             if (!r.ok) throw new Error(`latency bench failed: ${r.message}`);
           })
       : argv[0] === "--worker"
-      ? (JSON.parse(argv[1]!) as WorkerOptions).pretrain
-        ? pretrainWorker(JSON.parse(argv[1]!) as WorkerOptions, argv[2]!)
-        : worker(JSON.parse(argv[1]!) as WorkerOptions)
+      ? runWorker(JSON.parse(argv[1]!) as WorkerOptions, argv[2]!)
       : runScalingBench(parseFlags(argv)).then((r) => {
           console.log(`scaling bench: ${r.model}, global batch ${r.batch}, ${r.cpus} CPUs, 1 thread per process${r.pinned ? `, bound to ${r.nproc} CPU(s) / 1 CPU` : ""}; 1-min load average ${r.loadBefore.toFixed(2)} before, ${r.loadAfter.toFixed(2)} after`);
           console.log(`  1 process         ${r.singleMs.toFixed(1)} ms/step, CPU ${r.singleCpuMs.toFixed(1)} ms/step`);

@@ -268,7 +268,7 @@ function peakOf(what: string, run: (env: NodeJS.ProcessEnv) => void): number {
 function measurePeaks(o: StepBenchOptions, fit: { big: number; small: number; nsmall: number }): { seerkit: number; pytorch: number } {
   const seer = path.join(PACKAGE_ROOT, "bin", "seer");
   const args = [seer, "bench", "step", "--arch", o.arch, "--method", o.method, "--batch", String(o.batch), "--crops", o.crops,
-    "--threads", String(o.threads), "--steps", "1", "--rounds", "1", "--anchor", "none"];
+    "--threads", String(o.threads), "--layout", o.channelsLast ? "nhwc" : "nchw", "--steps", "1", "--rounds", "1", "--anchor", "none"];
   return {
     seerkit: peakOf("seerkit", (env) => execFileSync(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env })),
     pytorch: peakOf("pytorch", (env) => runAnchor({ ...o, steps: 1 }, fit, env)),

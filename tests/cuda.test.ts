@@ -65,7 +65,7 @@ test("cuda: a RegNetY-400MF forward and backward equal the CPU's (float32)", { s
   }), "regnet on cuda");
 });
 
-test("cuda: SGD and LARC steps equal the CPU's (multi-tensor kernels on the GPU, ATen's loop on the CPU)", { skip }, () => {
+test("cuda: SGD and LARC steps equal the CPU's (foreach ops: multi-tensor kernels and per-tensor broadcasts on the GPU)", { skip }, () => {
   assertNoLeak(() => tidy(() => {
     manualSeed(1);
     // Several shapes in one bucket, and a zero parameter (LARC skips its trust ratio and weight decay).

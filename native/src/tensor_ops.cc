@@ -215,8 +215,9 @@ SEER_INPLACE(relu_, a.t(0).relu_())
 
 // ---- multi-tensor (ATen's _foreach_* ops) -----------------------------------------------------------------------
 // One call over lists of tensors, as torch.optim's foreach implementations use: on CUDA, tensors of one device and
-// dtype whose shapes match pairwise go through a few multi-tensor kernels instead of a kernel each; otherwise ATen
-// loops over the tensors in C++ (one N-API crossing for the list either way). Lists must not be empty.
+// dtype whose shapes and strides match pairwise go through a few multi-tensor kernels instead of a kernel each;
+// otherwise (the CPU, lists of 0-d factors that broadcast) ATen loops over the tensors in C++. One N-API crossing
+// for the list either way. Lists must not be empty.
 
 SEER_INPLACE(foreachAdd_, at::_foreach_add_(a.tensors(0), a.tensors(1), a.s(2)))
 SEER_INPLACE(foreachMulScalar_, at::_foreach_mul_(a.tensors(0), a.s(1)))

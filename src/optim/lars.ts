@@ -14,7 +14,7 @@
 //
 // SwAV/SEER: trust_coefficient 0.001, clip false, eps 1e-8, momentum 0.9, and *no* exclusions: weight decay and
 // adaptation apply to biases and BN parameters too (VISSL regularize_bn / regularize_bias true). Unlike apex,
-// p.grad itself is left unchanged: the adapted gradient is a temporary.
+// p.grad itself is left unchanged: g' is never materialized, its factors go into the SGD update (see below).
 //
 // style "simclr": google-research/simclr lars_optimizer.py (classic momentum), momentum buffer v starting at 0:
 //
@@ -27,11 +27,13 @@
 // biases from both weight decay and adaptation: use `excludeBiasAndNorm: true` for that.
 //
 // Both styles compute the trust ratios of a whole bucket of parameters at once, on the device: the norms with one
-// multi-tensor op per list, the ratios as [n] vectors, and the update through SGD.momentumUpdate() with per-tensor
-// factors (no host synchronisation, and no per-parameter loop in JS).
-import { foreach, keep, stack, type Tensor, tensor } from "../tensor";
+// multi-tensor op per list, the ratios as [n] vectors. The update is SGD.momentumUpdate() with the direction
+// a_i * g_i + c_i * p_i, where a and c are those [n] vectors (the trust ratio, and weight decay times it). No
+// host synchronisation and no per-parameter loop in JS; on CUDA, applying a per-parameter factor still costs a
+// kernel per parameter (ATen has no multi-tensor kernel for lists of 0-d factors), about 2 per parameter in all.
+import { foreach, keep, stack, type Tensor, tensor, tidy } from "../tensor";
 import type { OptimizerLike, OptimizerStateDict, ParamBucket, ParamGroup } from "./optimizer";
-import { type BucketFactor, SGD, type SGDHyperparams } from "./sgd";
+import { SGD, type SGDHyperparams } from "./sgd";
 
 /** Decides from a parameter's name and tensor whether a rule applies to it. */
 export type ParamPredicate = (name: string, param: Tensor) => boolean;
@@ -86,6 +88,9 @@ export class LARC implements OptimizerLike<SGDHyperparams> {
     if (!(this.trustCoefficient > 0)) throw new RangeError(`LARC: trustCoefficient must be > 0, got ${this.trustCoefficient}`);
     if (!(this.eps >= 0)) throw new RangeError(`LARC: eps must be >= 0, got ${this.eps}`);
     if (this.style === "simclr" && opts.clip) throw new RangeError("LARC: clip applies to style 'larc' only");
+    if (this.style === "simclr" && optimizer.groups.some((g) => g.hyper.dampening !== 0)) {
+      throw new RangeError("LARC: style 'simclr' has no dampening (its momentum is v = momentum * v + lr * trust * d); give the SGD dampening 0");
+    }
     const fallback: ParamPredicate | undefined = opts.excludeBiasAndNorm ? isBiasOrNorm : undefined;
     const noAdapt = opts.excludeFromAdaptation ?? fallback;
     const noDecay = opts.excludeFromWeightDecay ?? fallback;
@@ -143,19 +148,14 @@ export class LARC implements OptimizerLike<SGDHyperparams> {
   /**
    * SimCLR LARS: d = g + wd*p, trust = eeta * ||p|| / ||d|| where both are non-zero (else 1), and the classic
    * momentum v = momentum * v + lr * trust * d; p -= v (nesterov: momentum * v + lr * trust * d). That is SGD with
-   * lr 1 and no dampening on the direction lr * trust * d.
+   * lr 1 and no dampening on the direction a*g + c*p with a = lr * trust and c = lr * trust * wd.
    */
   private simclrUpdate(bucket: ParamBucket, h: SGDHyperparams, adapt: Tensor, wd: Tensor, pNorm: Tensor): void {
-    let d = bucket.grads;
-    if (h.weightDecay !== 0) {
-      d = foreach.mul(d, 1);
-      foreach.addScaled_(d, bucket.params, wd.unbind());
-    }
-    const dNorm = stack(foreach.norm(d));
+    const dNorm = h.weightDecay === 0 ? stack(foreach.norm(bucket.grads)) : decayedGradNorms(bucket, wd);
     const skip = pNorm.eq(0).logicalOr(dNorm.eq(0));
     const trust = pNorm.mul(this.trustCoefficient).div(dNorm).maskedFill(adapt.logicalAnd(skip.logicalNot()).logicalNot(), 1);
-    const scaledLr: BucketFactor = trust.mul(h.lr);
-    this.optimizer.momentumUpdate({ ...bucket, grads: d }, scaledLr, 0, { lr: 1, momentum: h.momentum, dampening: 0, nesterov: h.nesterov });
+    const a = trust.mul(h.lr); // [n]
+    this.optimizer.momentumUpdate(bucket, a, h.weightDecay === 0 ? 0 : a.mul(wd), { lr: 1, momentum: h.momentum, dampening: 0, nesterov: h.nesterov });
   }
 
   /**
@@ -210,4 +210,30 @@ interface BucketMasks {
 function disposeMasks(m: BucketMasks): void {
   m.adapt.dispose();
   m.decay.dispose();
+}
+
+/** Bytes of d = g + wd*p that decayedGradNorms() holds at a time (one tensor when a single one is larger). */
+const DECAYED_GRAD_CHUNK_BYTES = 64 * 2 ** 20;
+
+/**
+ * ||g_i + wd_i * p_i|| for each parameter of the bucket, as an [n] vector. d is materialized a few tensors at a
+ * time, so that the step never holds a copy of every gradient at once.
+ */
+function decayedGradNorms(bucket: ParamBucket, wd: Tensor): Tensor {
+  const wds = wd.unbind();
+  const norms: Tensor[] = [];
+  let start = 0;
+  while (start < bucket.params.length) {
+    let end = start + 1;
+    let bytes = bucket.params[start]!.nbytes;
+    while (end < bucket.params.length && bytes + bucket.params[end]!.nbytes <= DECAYED_GRAD_CHUNK_BYTES) bytes += bucket.params[end++]!.nbytes;
+    const [s, e] = [start, end];
+    norms.push(...tidy(() => {
+      const d = foreach.mul(bucket.grads.slice(s, e), 1);
+      foreach.addScaled_(d, bucket.params.slice(s, e), wds.slice(s, e));
+      return foreach.norm(d);
+    }));
+    start = end;
+  }
+  return stack(norms);
 }

@@ -7,9 +7,10 @@
 //   p = p - lr * d
 //
 // Each bucket of parameters is updated with multi-tensor ops, as torch's _multi_tensor_sgd, but without
-// materializing d: the weight-decay term goes straight into the buffer and the parameter, so a step allocates
+// materializing d: the weight-decay term goes straight into the buffer and the parameter, so plain SGD allocates
 // nothing once the buffers exist (on the CPU, a fresh temporary the size of a large weight costs more in page
-// faults than the arithmetic). The order of the additions differs from torch's, so results agree to rounding.
+// faults than the arithmetic; LARC's per-parameter factors add only [n]-sized vectors). The order of the
+// additions differs from torch's, so results agree to rounding.
 import { foreach, type PerTensor, type Tensor } from "../tensor";
 import { type BaseHyperparams, checkNonNegative, Optimizer, type ParamBucket, type ParamsInput } from "./optimizer";
 
@@ -24,7 +25,8 @@ export type SGDOptions = Partial<SGDHyperparams> & { lr: number };
 
 /**
  * A factor with one value per parameter of a bucket: a number for all of them, or a 1-D tensor of n values on the
- * bucket's device (computed there, never read on the host).
+ * bucket's device (computed there, never read on the host). momentumUpdate() turns the vector into foreach's
+ * PerTensor form (n 0-d tensors) with unbind().
  */
 export type BucketFactor = number | Tensor;
 

@@ -1,8 +1,9 @@
 // Multi-tensor ops: one call over a list of tensors, as torch.optim's foreach implementations use (ATen's
-// _foreach_* ops). On CUDA, lists of one device and dtype whose shapes match pairwise run as a few multi-tensor
-// kernels instead of one kernel per tensor; anywhere else ATen loops over the list in C++. Either way the list
-// crosses into native code once, so an optimizer step over hundreds of parameters pays the binding's per-call cost
-// a handful of times instead of a few times per parameter.
+// _foreach_* ops). On CUDA, lists of one device and dtype whose shapes and strides match pairwise run as a few
+// multi-tensor kernels instead of one kernel per tensor; anywhere else ATen loops over the list in C++, a kernel
+// per tensor. Lists of 0-d factors (PerTensor below) always take that loop: they broadcast, and ATen has no
+// multi-tensor kernel for them. Either way the list crosses into native code once, so an optimizer step over
+// hundreds of parameters pays the binding's per-call cost a handful of times instead of a few times per parameter.
 //
 // A per-tensor factor is a number (the same for every tensor) or a list of 0-d tensors, one per tensor (for
 // instance a [n] vector's unbind(), computed on the device without reading it on the host).

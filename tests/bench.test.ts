@@ -6,7 +6,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { memory } from "../src/tensor";
+import { cudaAvailable, memory } from "../src/tensor";
 import { runStepBench } from "../src/bench/step_bench";
 import { CACHE_DIR, PACKAGE_ROOT } from "../src/util/paths";
 
@@ -25,6 +25,9 @@ describe("seer bench optim", () => {
     assert.deepEqual(Object.keys(r.pytorch).sort(), ["larc", "sgd_foreach", "sgd_loop"]);
     assert.match(formatOptimBench(r), /seerkit LARC \+ SGD/);
     await assert.rejects(runOptimBench({ arch: "regnet_y_400mf", device: "cpu", threads: 0, steps: 1, rounds: 1, tiny: true, python: "/usr/bin/python3" }), /--threads/);
+    if (!cudaAvailable()) {
+      await assert.rejects(runOptimBench({ arch: "regnet_y_400mf", device: "cuda:0", threads: 1, steps: 1, rounds: 1, tiny: true, python: "/usr/bin/python3" }), /--device cuda:0: this libtorch .* sees no CUDA device/);
+    }
   });
 });
 

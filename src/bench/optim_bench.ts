@@ -100,6 +100,9 @@ export async function runOptimBench(o: OptimBenchOptions): Promise<OptimBenchRes
   for (const [k, v] of [["threads", o.threads], ["steps", o.steps], ["rounds", o.rounds]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k}: expected a positive integer but got ${v}`);
   }
+  const T = await import("../tensor");
+  const device = T.checkDevice(o.device);
+  if (device !== "cpu" && !T.cudaAvailable()) throw new UsageError(`--device ${device}: this libtorch (${T.torchVersion()}) sees no CUDA device`);
   let shapes = await seerShapes(o.arch);
   const values = shapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0);
   if (o.tiny) shapes = shapes.map(() => [1]);

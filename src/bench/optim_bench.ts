@@ -1,8 +1,9 @@
 // `seer bench optim`: the optimizer step alone, seerkit against PyTorch eager, side by side in one run on the same
 // parameter shapes, device and thread count.
 //
-// The parameters are those of a SEER model: a RegNetY trunk, the 3-layer projection head (8192-8192-256) and 16384
-// prototypes (RegNetY-8GF: 129 M values in 274 tensors). Each parameter gets a fixed random gradient; a step is
+// The parameters are those of the GPU step bench's model (step_bench.ts, after pytorch_gpu_step.py): a RegNetY
+// trunk, SEER's 3-layer projection head widths (8192-8192-256, with BN) and 16384 prototypes (RegNetY-8GF:
+// 127 M values in 247 tensors). Each parameter gets a fixed random gradient; a step is
 // one optimizer.step() over all of them. Two optimizers:
 //   - SGD (momentum 0.9, weight decay 1e-6), as both step benches use; PyTorch's rows are torch.optim.SGD with
 //     foreach=False (a loop over tensors) and foreach=True (multi-tensor ops; its default on CUDA);
@@ -14,8 +15,9 @@
 // PyTorch's side is bench/pytorch_optim.py; the parameter shapes reach it as JSON on stdin.
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { UsageError } from "../cli/args";
+import { expectPositiveIntegers, UsageError } from "../cli/args";
 import { PACKAGE_ROOT } from "../util/paths";
+import { anchorRecipe } from "./step_bench";
 
 export interface OptimBenchOptions {
   arch: string;
@@ -45,17 +47,14 @@ export interface OptimBenchResult {
   ratios: Record<string, number>;
 }
 
-/** SEER's head and prototypes (facts: 3-layer MLP to 256, 16384 prototypes). */
-const SEER_HEAD = [8192, 8192, 256];
-const SEER_PROTOTYPES = 16384;
-
-/** The parameter shapes of trunk + head + prototypes for `arch`. */
+/** The parameter shapes of trunk + head + prototypes for `arch`, with the GPU step bench's head and prototypes. */
 async function seerShapes(arch: string): Promise<number[][]> {
   const { createModel } = await import("../models/registry");
   const { ProjectionHead, SwAVPrototypes } = await import("../ssl");
+  const recipe = anchorRecipe("cuda");
   const trunk = createModel(arch, { numClasses: 0 });
-  const head = new ProjectionHead([trunk.numFeatures, ...SEER_HEAD], { batchNorm: true });
-  const prototypes = new SwAVPrototypes(SEER_HEAD[SEER_HEAD.length - 1]!, SEER_PROTOTYPES);
+  const head = new ProjectionHead([trunk.numFeatures, ...recipe.head], { batchNorm: true });
+  const prototypes = new SwAVPrototypes(recipe.head[recipe.head.length - 1]!, recipe.prototypes);
   const shapes = [trunk, head, prototypes].flatMap((m) => m.parameters().map((p) => [...p.shape]));
   for (const m of [trunk, head, prototypes]) m.dispose();
   return shapes;
@@ -97,9 +96,7 @@ function benchPytorch(o: OptimBenchOptions, shapes: number[][]): { rows: Rows; e
 }
 
 export async function runOptimBench(o: OptimBenchOptions): Promise<OptimBenchResult> {
-  for (const [k, v] of [["threads", o.threads], ["steps", o.steps], ["rounds", o.rounds]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k}: expected a positive integer but got ${v}`);
-  }
+  expectPositiveIntegers({ threads: o.threads, steps: o.steps, rounds: o.rounds });
   const T = await import("../tensor");
   const device = T.checkDevice(o.device);
   if (device !== "cpu" && !T.cudaAvailable()) throw new UsageError(`--device ${device}: this libtorch (${T.torchVersion()}) sees no CUDA device`);

@@ -33,7 +33,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { formatFlags, parseArgs, UsageError, type FlagSpec } from "../cli/args";
+import { expectPositiveIntegers, formatFlags, parseArgs, UsageError, type FlagSpec } from "../cli/args";
 import { parseCropSpec, type CropGroup } from "../data/multicrop";
 import { CACHE_DIR, PACKAGE_ROOT } from "../util/paths";
 
@@ -105,8 +105,8 @@ export function defaultAnchorPath(device = "cpu"): string {
   return path.resolve(PACKAGE_ROOT, "..", "shared", "anchors", device === "cpu" ? "pytorch_cpu_step.py" : "pytorch_gpu_step.py");
 }
 
-/** Each anchor's head widths after the trunk, prototype count and SimCLR temperature (see the header). */
-function anchorRecipe(device: string): { head: number[]; prototypes: number } {
+/** Each anchor's head widths after the trunk and prototype count (see the header); CUDA's are SEER's widths. */
+export function anchorRecipe(device: string): { head: number[]; prototypes: number } {
   return device === "cpu" ? { head: [2048, 128], prototypes: 3000 } : { head: [8192, 8192, 256], prototypes: 16384 };
 }
 
@@ -283,9 +283,7 @@ function gpuAnchorOutput(o: StepBenchOptions): string {
 
 /** Times seerkit's step and the anchor's, alternating rounds. */
 export async function runStepBench(o: StepBenchOptions): Promise<StepBenchResult> {
-  for (const [k, v] of [["batch", o.batch], ["threads", o.threads], ["steps", o.steps], ["rounds", o.rounds]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k}: expected a positive integer but got ${v}`);
-  }
+  expectPositiveIntegers({ batch: o.batch, threads: o.threads, steps: o.steps, rounds: o.rounds });
   let crops: CropGroup[];
   try {
     crops = parseCropSpec(o.crops);

@@ -13,6 +13,13 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** Throws a UsageError naming the first flag (by its name without dashes) whose value is not a positive integer. */
+export function expectPositiveIntegers(values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (!Number.isInteger(v) || v < 1) throw new UsageError(`--${k}: expected a positive integer but got ${v}`);
+  }
+}
+
 export function parseArgs(argv: string[], spec: Record<string, FlagSpec>): { flags: FlagValues; positionals: string[] } {
   const flags: FlagValues = {};
   for (const [k, s] of Object.entries(spec)) flags[k] = s.default;
